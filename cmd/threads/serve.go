@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/threads-server/threads/internal/server"
+)
+
+// onListen, when set (by tests), is told the address serve listens on.
+var onListen func(addr string)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	var dbf dbFlags
+	dbf.register(fs)
+	addr := fs.String("addr", env("addr", "localhost:8080"), "listen address (env THREADS_ADDR)")
+	level := fs.String("log-level", env("log-level", "info"), "debug, info, warn or error (env THREADS_LOG_LEVEL)")
+	format := fs.String("log-format", env("log-format", "text"), "text or json (env THREADS_LOG_FORMAT)")
+	grace := fs.Duration("shutdown-timeout", envDuration("shutdown-timeout", 30*time.Second),
+		"how long to let in-flight requests finish on SIGINT/SIGTERM (env THREADS_SHUTDOWN_TIMEOUT)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *level, *format)
+	if err != nil {
+		return err
+	}
+
+	db, err := dbf.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if n := db.Migrated(); n > 0 {
+		log.Info("applied migrations", "count", n)
+	}
+	if err := firstKey(ctx, db, stdout, log); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := server.HTTPServer(*addr, server.New(server.Config{Store: db, Logger: log}).Handler(), log)
+	log.Info("listening", "addr", ln.Addr().String(), "db", dbf.db)
+	if onListen != nil {
+		onListen(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Stop accepting, let in-flight requests finish, then close the
+	// database (deferred above) so the last commits are checkpointed.
+	log.Info("shutting down", "grace", *grace)
+	sctx, cancel := context.WithTimeout(context.Background(), *grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// firstKey makes a key for tenant "default" when the database has none,
+// so a new user can start with one command. It is printed once.
+func firstKey(ctx context.Context, db store, stdout io.Writer, log *slog.Logger) error {
+	n, err := db.CountKeys(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	secret, err := createKey(ctx, db, "default", false)
+	if err != nil {
+		return err
+	}
+	log.Info("created the first API key, for tenant default; it is printed once on stdout")
+	fmt.Fprintf(stdout, "\nAPI key for tenant \"default\" (shown only now; keep it):\n\n    %s\n\n", secret)
+	return nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %v", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(env(name, "")); err == nil {
+		return d
+	}
+	return def
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/sqlite"
+)
+
+// dbFlags are the database flags every command shares.
+type dbFlags struct {
+	db         string
+	sqliteSync string
+}
+
+func (f *dbFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.db, "db", env("db", "threads.db"),
+		"database: a SQLite file path, or sqlite:PATH (env THREADS_DB)")
+	fs.StringVar(&f.sqliteSync, "sqlite-synchronous", env("sqlite-synchronous", "FULL"),
+		"SQLite synchronous pragma: FULL (a 200 survives power loss) or NORMAL (survives a crash of the process) (env THREADS_SQLITE_SYNCHRONOUS)")
+}
+
+// store is what the commands need beyond threads.Store.
+type store interface {
+	threads.Store
+	Migrated() int
+	SchemaVersion(ctx context.Context) (int, error)
+}
+
+// open opens the configured database and applies pending migrations.
+func (f *dbFlags) open(ctx context.Context, log *slog.Logger) (store, error) {
+	dsn := f.db
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return nil, fmt.Errorf("--db: PostgreSQL is not supported by this version of threads; use a SQLite path")
+	case strings.HasPrefix(dsn, "sqlite:"):
+		dsn = strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//")
+	case strings.Contains(dsn, "://"):
+		return nil, fmt.Errorf("--db: unknown database URL scheme in %q", dsn)
+	}
+	return sqlite.Open(ctx, dsn, sqlite.Options{Synchronous: strings.ToUpper(f.sqliteSync), Logger: log})
+}

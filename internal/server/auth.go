@@ -1,0 +1,64 @@
+package server
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/threads-server/threads"
+)
+
+type tenantKey struct{}
+
+// withTenant records the tenant a request acts for.
+func withTenant(ctx context.Context, tenant string) context.Context {
+	return context.WithValue(ctx, tenantKey{}, tenant)
+}
+
+// tenantFrom returns the tenant set by authentication. Every handler calls
+// it; its absence is a wiring bug, answered as INTERNAL rather than
+// served without a tenant.
+func tenantFrom(ctx context.Context) (string, error) {
+	t, _ := ctx.Value(tenantKey{}).(string)
+	if t == "" {
+		return "", threads.Errorf(threads.EINTERNAL, "internal error")
+	}
+	return t, nil
+}
+
+// namespaceHeader is m3o's tenant header.
+const namespaceHeader = "Micro-Namespace"
+
+// authenticate resolves the tenant a request acts for from its headers:
+// the bearer key's own tenant, or, for an admin key, the tenant named in
+// micro-namespace. A tenant key naming another tenant is FORBIDDEN.
+func (s *Server) authenticate(ctx context.Context, h http.Header) (string, error) {
+	secret, err := threads.ParseBearer(h.Get("Authorization"))
+	if err != nil {
+		return "", err
+	}
+	hash := threads.HashKey(secret)
+	key, err := s.store.FindKey(ctx, hash)
+	if threads.ErrorCode(err) == threads.ENOTFOUND {
+		return "", threads.Errorf(threads.EUNAUTHORIZED, "invalid API key")
+	}
+	if err != nil {
+		return "", err
+	}
+	if !threads.SameHash(key.Hash, hash) {
+		return "", threads.Errorf(threads.EUNAUTHORIZED, "invalid API key")
+	}
+	if key.Revoked() {
+		return "", threads.Errorf(threads.EUNAUTHORIZED, "API key has been revoked")
+	}
+	ns := h.Get(namespaceHeader)
+	switch {
+	case ns == "" || ns == key.Tenant:
+		return key.Tenant, nil
+	case !key.Admin:
+		return "", threads.Errorf(threads.EFORBIDDEN, "this key may not act for another namespace")
+	}
+	if err := threads.CheckTenant(ns); err != nil {
+		return "", threads.Errorf(threads.EBADREQUEST, "micro-namespace: %v", err)
+	}
+	return ns, nil
+}

@@ -1,0 +1,99 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"connectrpc.com/connect"
+	"github.com/threads-server/threads"
+)
+
+// errorRow is one row of the error table: how a domain error code is
+// answered on each protocol.
+type errorRow struct {
+	status int          // HTTP status on the m3o JSON routes
+	code   connect.Code // gRPC / Connect code
+}
+
+// errorTable is the one place where domain errors meet protocols.
+var errorTable = map[string]errorRow{
+	threads.EBADREQUEST:   {http.StatusBadRequest, connect.CodeInvalidArgument},
+	threads.EUNAUTHORIZED: {http.StatusUnauthorized, connect.CodeUnauthenticated},
+	threads.EFORBIDDEN:    {http.StatusForbidden, connect.CodePermissionDenied},
+	threads.ENOTFOUND:     {http.StatusNotFound, connect.CodeNotFound},
+	threads.ECONFLICT:     {http.StatusConflict, connect.CodeAlreadyExists},
+	threads.ETOOLARGE:     {http.StatusRequestEntityTooLarge, connect.CodeResourceExhausted},
+	threads.ERATELIMITED:  {http.StatusTooManyRequests, connect.CodeResourceExhausted},
+	threads.EUNAVAILABLE:  {http.StatusServiceUnavailable, connect.CodeUnavailable},
+	threads.EINTERNAL:     {http.StatusInternalServerError, connect.CodeInternal},
+}
+
+// errorIDHeader carries the m3o error id (MISSING_GROUP_ID, …) to gRPC and
+// Connect clients, whose status codes are coarser.
+const errorIDHeader = "Threads-Error-Id"
+
+// domainError turns any error a handler can meet into a *threads.Error.
+func domainError(err error) *threads.Error {
+	var te *threads.Error
+	var mbe *http.MaxBytesError
+	var ce *connect.Error
+	switch {
+	case errors.As(err, &te):
+		return te
+	case errors.As(err, &mbe):
+		return threads.Errorf(threads.ETOOLARGE, "request body is larger than %d bytes", mbe.Limit)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return &threads.Error{Code: threads.EUNAVAILABLE, Detail: "request canceled or timed out", Err: err}
+	case errors.As(err, &ce) && ce.Code() == connect.CodeResourceExhausted:
+		return threads.Errorf(threads.ETOOLARGE, "request is larger than %d bytes", threads.MaxBodyBytes)
+	}
+	return threads.Internal(err)
+}
+
+func rowFor(e *threads.Error) errorRow {
+	if row, ok := errorTable[e.Code]; ok {
+		return row
+	}
+	return errorTable[threads.EINTERNAL]
+}
+
+// connectError renders a domain error for gRPC and Connect clients.
+func connectError(e *threads.Error) *connect.Error {
+	ce := connect.NewError(rowFor(e).code, errors.New(e.Detail))
+	ce.Meta().Set(errorIDHeader, threads.ErrorID(e))
+	return ce
+}
+
+// envelope is the go-micro error body of the m3o routes.
+func envelope(e *threads.Error) (status int, body []byte) {
+	status = rowFor(e).status
+	b := make([]byte, 0, 128)
+	b = append(b, `{"id":`...)
+	b = appendString(b, threads.ErrorID(e))
+	b = append(b, `,"code":`...)
+	b = appendInt(b, int64(status))
+	b = append(b, `,"detail":`...)
+	b = appendString(b, e.Detail)
+	b = append(b, `,"status":`...)
+	b = appendString(b, http.StatusText(status))
+	b = append(b, '}')
+	return status, b
+}
+
+// writeError answers an m3o route with the envelope.
+func writeError(w http.ResponseWriter, e *threads.Error) {
+	status, body := envelope(e)
+	if e.Code == threads.EUNAVAILABLE {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(body)
+}

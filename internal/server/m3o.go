@@ -1,0 +1,149 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/threads-server/threads"
+	pb "github.com/threads-server/threads/internal/gen/threadspb"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// The m3o JSON routes are a thin adapter over the Connect handlers: they
+// decode the body into the same request message, call the same method, and
+// render the result (or the error envelope) in the m3o shape.
+
+// m3oMethod decodes a JSON body, calls a handler and encodes its response.
+type m3oMethod func(ctx context.Context, body []byte) ([]byte, error)
+
+// m3oAdapt builds an m3oMethod from a handler and a response encoder.
+func m3oAdapt[Req, Res any, PReq interface {
+	*Req
+	proto.Message
+}](call func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), encode func([]byte, *Res) []byte) m3oMethod {
+	return func(ctx context.Context, body []byte) ([]byte, error) {
+		req := PReq(new(Req))
+		if err := decodeRequest(body, req); err != nil {
+			return nil, err
+		}
+		res, err := call(ctx, connect.NewRequest((*Req)(req)))
+		if err != nil {
+			return nil, err
+		}
+		return encode(make([]byte, 0, 512), res.Msg), nil
+	}
+}
+
+var jsonIn = protojson.UnmarshalOptions{DiscardUnknown: true}
+
+// decodeRequest parses an m3o request body. protojson accepts snake_case
+// and lowerCamelCase names, plain values for wrapper fields, quoted
+// integers (as m3o's generated clients sent them) and null for "unset". An
+// empty body is an empty request, as curl -d '' would send.
+func decodeRequest(body []byte, m proto.Message) error {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil
+	}
+	if err := jsonIn.Unmarshal(body, m); err != nil {
+		// protojson marks its messages "proto:" (with a space or a
+		// no-break space, chosen at random to keep callers from parsing
+		// them); the rest names the position and the field.
+		msg := err.Error()
+		msg = strings.TrimPrefix(strings.TrimPrefix(msg, "proto:"), "\u00a0")
+		return threads.Errorf(threads.EBADREQUEST, "invalid JSON request body: %s", strings.TrimSpace(msg))
+	}
+	return nil
+}
+
+// m3oMethods maps each method name to its adapter.
+func (s *Server) m3oMethods() map[string]m3oMethod {
+	return map[string]m3oMethod{
+		"CreateConversation": m3oAdapt(s.CreateConversation, func(b []byte, r *pb.CreateConversationResponse) []byte {
+			return appendConversationResponse(b, r.GetConversation())
+		}),
+		"ReadConversation": m3oAdapt(s.ReadConversation, func(b []byte, r *pb.ReadConversationResponse) []byte {
+			return appendConversationResponse(b, r.GetConversation())
+		}),
+		"UpdateConversation": m3oAdapt(s.UpdateConversation, func(b []byte, r *pb.UpdateConversationResponse) []byte {
+			return appendConversationResponse(b, r.GetConversation())
+		}),
+		"DeleteConversation": m3oAdapt(s.DeleteConversation, func(b []byte, _ *pb.DeleteConversationResponse) []byte {
+			return append(b, "{}"...)
+		}),
+		"ListConversations": m3oAdapt(s.ListConversations, func(b []byte, r *pb.ListConversationsResponse) []byte {
+			b = append(b, `{"conversations":`...)
+			b = appendConversations(b, r.GetConversations())
+			b = append(b, `,"next_page_token":`...)
+			b = appendString(b, r.GetNextPageToken())
+			return append(b, '}')
+		}),
+		"CreateMessage": m3oAdapt(s.CreateMessage, func(b []byte, r *pb.CreateMessageResponse) []byte {
+			b = append(b, `{"message":`...)
+			b = appendMessage(b, r.GetMessage())
+			return append(b, '}')
+		}),
+		"ListMessages": m3oAdapt(s.ListMessages, func(b []byte, r *pb.ListMessagesResponse) []byte {
+			return appendMessagesResponse(b, r.GetMessages())
+		}),
+		"RecentMessages": m3oAdapt(s.RecentMessages, func(b []byte, r *pb.RecentMessagesResponse) []byte {
+			return appendMessagesResponse(b, r.GetMessages())
+		}),
+	}
+}
+
+func appendConversationResponse(b []byte, c *pb.Conversation) []byte {
+	b = append(b, `{"conversation":`...)
+	b = appendConversation(b, c)
+	return append(b, '}')
+}
+
+func appendMessagesResponse(b []byte, ms []*pb.Message) []byte {
+	b = append(b, `{"messages":`...)
+	b = appendMessages(b, ms)
+	return append(b, '}')
+}
+
+// serveM3O serves POST /v1/threads/{method} and /threads/Threads/{method}.
+func (s *Server) serveM3O(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("method")
+	call, ok := s.m3o[name]
+	if !ok {
+		writeError(w, threads.Errorf(threads.ENOTFOUND, "unknown method %q", truncate(name, 64)))
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, threads.Errorf(threads.EBADREQUEST, "use POST for %s", name))
+		return
+	}
+	start := time.Now()
+	ctx := r.Context()
+	tenant, err := s.authenticate(ctx, r.Header)
+	var out []byte
+	if err == nil {
+		var body []byte
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, threads.MaxBodyBytes))
+		if err == nil {
+			out, err = call(withTenant(ctx, tenant), body)
+		}
+	}
+	if e := s.finish(ctx, name, "m3o", start, err); e != nil {
+		writeError(w, e)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,129 @@
+// Package server serves the threads API over HTTP: Connect, gRPC and
+// gRPC-Web through connect-go, the m3o JSON routes through a thin adapter
+// over the same handlers, and the operational endpoints.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/gen/threadspb/threadspbconnect"
+)
+
+// Config is what a Server needs.
+type Config struct {
+	Store  threads.Store
+	Logger *slog.Logger
+	// Registry receives the server's metrics; nil makes a private one.
+	Registry *prometheus.Registry
+}
+
+// Server implements threadspbconnect.ThreadsHandler.
+type Server struct {
+	store   threads.Store
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *metrics
+	m3o     map[string]m3oMethod
+}
+
+var _ threadspbconnect.ThreadsHandler = (*Server)(nil)
+
+// New returns a Server over cfg.Store.
+func New(cfg Config) *Server {
+	s := &Server{store: cfg.Store, log: cfg.Logger, reg: cfg.Registry}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+	}
+	s.metrics = newMetrics(s.reg)
+	s.m3o = s.m3oMethods()
+	return s
+}
+
+// newID makes a server-side id: a UUIDv7, so ids sort by creation time.
+func (s *Server) newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// Handler returns every route of DESIGN §1.1, wrapped in the request-id,
+// logging and panic-recovery middleware.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	path, rpc := threadspbconnect.NewThreadsHandler(s,
+		connect.WithInterceptors(s.interceptor()),
+		connect.WithReadMaxBytes(threads.MaxBodyBytes),
+	)
+	mux.Handle(path, rpc)
+	mux.HandleFunc("/v1/threads/{method}", s.serveM3O)
+	mux.HandleFunc("/threads/Threads/{method}", s.serveM3O)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
+	})
+	mux.HandleFunc("GET /readyz", s.serveReady)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, threads.Errorf(threads.ENOTFOUND, "no route for %s %s", r.Method, truncate(r.URL.Path, 128)))
+	})
+	return s.middleware(mux)
+}
+
+// serveReady answers 200 when the database answers within two seconds.
+func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		logFrom(ctx, s.log).Warn("not ready", "err", err)
+		writeError(w, threads.Errorf(threads.EUNAVAILABLE, "database unavailable"))
+		return
+	}
+	writeJSON(w, http.StatusOK, []byte(`{"status":"ready"}`))
+}
+
+// interceptor authenticates Connect, gRPC and gRPC-Web calls, records
+// them, and renders domain errors with the error table's codes.
+func (s *Server) interceptor() connect.Interceptor {
+	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			start := time.Now()
+			proc := req.Spec().Procedure
+			method := proc[strings.LastIndexByte(proc, '/')+1:]
+			tenant, err := s.authenticate(ctx, req.Header())
+			var res connect.AnyResponse
+			if err == nil {
+				res, err = next(withTenant(ctx, tenant), req)
+			}
+			if e := s.finish(ctx, method, req.Peer().Protocol, start, err); e != nil {
+				return nil, connectError(e)
+			}
+			return res, nil
+		}
+	})
+}
+
+// HTTPServer returns an http.Server for h with every timeout set, serving
+// HTTP/1.1 and cleartext HTTP/2 (which gRPC clients need without TLS).
+func HTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		Protocols:         &p,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}

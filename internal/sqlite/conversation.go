@@ -1,0 +1,180 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"math"
+
+	"github.com/threads-server/threads"
+)
+
+// purgeBatch is how many messages one purge transaction removes: small
+// enough that writers waiting for the lock are delayed by milliseconds.
+const purgeBatch = 1000
+
+// The statements whose plans plan_test.go checks (see docs/query-plans.md).
+const (
+	// sqlFindConversation is one lookup of the primary key.
+	sqlFindConversation = `SELECT id, group_id, topic, created_at FROM conversations WHERE tenant_id = ? AND id = ?`
+	// sqlListConversations is one backward range scan of
+	// conversations_by_group, starting after the cursor.
+	sqlListConversations = `SELECT id, group_id, topic, created_at FROM conversations
+		WHERE tenant_id = ? AND group_id = ? AND (created_at, id) < (?, ?)
+		ORDER BY created_at DESC, id DESC LIMIT ?`
+	// sqlPurgeBatch removes up to ?3 messages of a deleted conversation:
+	// a range of the primary key.
+	sqlPurgeBatch = `DELETE FROM messages WHERE tenant_id = ?1 AND conversation_id = ?2 AND sent_at IN (
+		SELECT sent_at FROM messages WHERE tenant_id = ?1 AND conversation_id = ?2 LIMIT ?3)`
+)
+
+func (db *DB) CreateConversation(ctx context.Context, tenant string, c *threads.Conversation) error {
+	created := db.now()
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO conversations (tenant_id, id, group_id, topic, created_at) VALUES (?, ?, ?, ?, ?)`,
+			tenant, c.ID, c.GroupID, c.Topic, created)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	c.CreatedAt = threads.FromMicros(created)
+	return nil
+}
+
+func (db *DB) FindConversation(ctx context.Context, tenant, id, groupID string) (*threads.Conversation, error) {
+	c, err := scanConversation(db.r.QueryRowContext(ctx, sqlFindConversation, tenant, id))
+	if err != nil {
+		return nil, err
+	}
+	if groupID != "" && c.GroupID != groupID {
+		return nil, threads.ErrConversationNotFound
+	}
+	return c, nil
+}
+
+func (db *DB) UpdateConversation(ctx context.Context, tenant, id, topic string) (*threads.Conversation, error) {
+	var c *threads.Conversation
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		c, err = scanConversation(tx.QueryRowContext(ctx,
+			`UPDATE conversations SET topic = ? WHERE tenant_id = ? AND id = ? RETURNING id, group_id, topic, created_at`,
+			topic, tenant, id))
+		return err
+	})
+	return c, err
+}
+
+// DeleteConversation removes the conversation row and records a tombstone
+// in one small transaction (from then on the conversation is NOT_FOUND and
+// takes no messages), then removes its messages in batches. If the process
+// stops half way, the tombstone makes the next start finish the job.
+func (db *DB) DeleteConversation(ctx context.Context, tenant, id string) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM conversations WHERE tenant_id = ? AND id = ?`, tenant, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return threads.ErrConversationNotFound
+		}
+		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO deleted_conversations (tenant_id, id, deleted_at) VALUES (?, ?, ?)`,
+			tenant, id, db.now())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return db.purge(ctx, tenant, id)
+}
+
+// purge removes a deleted conversation's messages, purgeBatch at a time,
+// then its tombstone.
+func (db *DB) purge(ctx context.Context, tenant, id string) error {
+	for {
+		var n int64
+		err := db.write(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, sqlPurgeBatch, tenant, id, purgeBatch)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			if err == nil && n == 0 {
+				_, err = tx.ExecContext(ctx, `DELETE FROM deleted_conversations WHERE tenant_id = ? AND id = ?`, tenant, id)
+			}
+			return err
+		})
+		if err != nil || n == 0 {
+			return err
+		}
+	}
+}
+
+// purgeDeleted finishes purges that an earlier process left unfinished.
+func (db *DB) purgeDeleted(ctx context.Context) {
+	rows, err := db.r.QueryContext(ctx, `SELECT tenant_id, id FROM deleted_conversations`)
+	if err != nil {
+		if ctx.Err() == nil {
+			db.log.Error("list deleted conversations", "err", err)
+		}
+		return
+	}
+	var todo [][2]string
+	for rows.Next() {
+		var t, id string
+		if err := rows.Scan(&t, &id); err == nil {
+			todo = append(todo, [2]string{t, id})
+		}
+	}
+	rows.Close()
+	for _, d := range todo {
+		if err := db.purge(ctx, d[0], d[1]); err != nil && ctx.Err() == nil {
+			db.log.Error("purge deleted conversation", "tenant", d[0], "conversation", d[1], "err", err)
+		}
+	}
+}
+
+func (db *DB) ListConversations(ctx context.Context, tenant string, f threads.ConversationFilter) ([]*threads.Conversation, threads.ConversationCursor, error) {
+	var next threads.ConversationCursor
+	after := f.After
+	if after.IsZero() {
+		after.CreatedAt = math.MaxInt64
+	}
+	rows, err := db.r.QueryContext(ctx, sqlListConversations, tenant, f.GroupID, after.CreatedAt, after.ID, f.Limit+1)
+	if err != nil {
+		return nil, next, mapErr(err)
+	}
+	defer rows.Close()
+	out := make([]*threads.Conversation, 0, min(f.Limit, 64))
+	for rows.Next() {
+		c, err := scanConversation(rows)
+		if err != nil {
+			return nil, next, err
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, next, mapErr(err)
+	}
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		last := out[len(out)-1]
+		next = threads.ConversationCursor{CreatedAt: threads.Micros(last.CreatedAt), ID: last.ID}
+	}
+	return out, next, nil
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanConversation(s scanner) (*threads.Conversation, error) {
+	var c threads.Conversation
+	var created int64
+	if err := s.Scan(&c.ID, &c.GroupID, &c.Topic, &created); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, threads.ErrConversationNotFound
+		}
+		return nil, mapErr(err)
+	}
+	c.CreatedAt = threads.FromMicros(created)
+	return &c, nil
+}

@@ -1,0 +1,185 @@
+// Package sqlite is the embedded storage engine: one SQLite file in WAL
+// mode, created on first open, with one writer connection and a pool of
+// readers. SQLite allows one writer at a time anyway; giving it a single
+// connection turns lock contention (SQLITE_BUSY) into an orderly queue in
+// database/sql, and lets readers run beside it on WAL snapshots.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/threads-server/threads"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Options tune the engine. The zero value is the documented default.
+type Options struct {
+	// Synchronous is SQLite's synchronous pragma: "FULL" (default) makes a
+	// commit durable against power loss before CreateMessage answers;
+	// "NORMAL" survives a crash of the process but may lose the last
+	// commits on power loss, and is faster.
+	Synchronous string
+	// Readers is the size of the read pool (default 2×GOMAXPROCS, at least 4).
+	Readers int
+	// Now is the clock (tests pin it); default time.Now.
+	Now func() time.Time
+	// Logger receives background errors (the purge of deleted conversations).
+	Logger *slog.Logger
+}
+
+// DB is a threads.Store on SQLite.
+type DB struct {
+	w, r   *sql.DB
+	now    func() int64
+	log    *slog.Logger
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	migrated int // migrations applied by Open
+}
+
+var _ threads.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the database file at path and applies
+// pending migrations. A path of ":memory:" is not supported: readers and
+// the writer must share one file.
+func Open(ctx context.Context, path string, opt Options) (*DB, error) {
+	if path == "" || path == ":memory:" {
+		return nil, fmt.Errorf("sqlite: a file path is required")
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+	}
+	sync := opt.Synchronous
+	if sync == "" {
+		sync = "FULL"
+	}
+	if sync != "FULL" && sync != "NORMAL" {
+		return nil, fmt.Errorf("sqlite: synchronous must be FULL or NORMAL, not %q", sync)
+	}
+	readers := opt.Readers
+	if readers <= 0 {
+		readers = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	common := url.Values{}
+	common.Add("_pragma", "busy_timeout(10000)")
+	common.Add("_pragma", "journal_mode(WAL)")
+	common.Add("_pragma", "synchronous("+sync+")")
+	common.Add("_pragma", "foreign_keys(OFF)")
+	common.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", "file:"+path+"?"+common.Encode())
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+
+	ro := url.Values{}
+	for k, v := range common {
+		ro[k] = v
+	}
+	ro.Add("_pragma", "query_only(1)")
+	r, err := sql.Open("sqlite", "file:"+path+"?"+ro.Encode())
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	r.SetConnMaxIdleTime(0)
+
+	now := opt.Now
+	if now == nil {
+		now = time.Now
+	}
+	logger := opt.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	db := &DB{w: w, r: r, now: func() int64 { return now().UnixMicro() }, log: logger, cancel: cancel}
+
+	var mode string
+	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: cannot use WAL on %s (journal_mode=%q): %v", path, mode, err)
+	}
+	if db.migrated, err = db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	db.wg.Add(1)
+	go func() {
+		defer db.wg.Done()
+		db.purgeDeleted(bg)
+	}()
+	return db, nil
+}
+
+// Migrated returns how many migrations Open applied.
+func (db *DB) Migrated() int { return db.migrated }
+
+// Close stops background work and closes both pools.
+func (db *DB) Close() error {
+	db.cancel()
+	db.wg.Wait()
+	return errors.Join(db.r.Close(), db.w.Close())
+}
+
+// Ping checks that a reader can query the file.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	if err := db.r.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return threads.Unavailable(err)
+	}
+	return nil
+}
+
+// write runs fn in one IMMEDIATE transaction on the writer connection.
+func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr(err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return mapErr(err)
+	}
+	return mapErr(tx.Commit())
+}
+
+// mapErr turns driver errors into domain errors: a database that stays
+// locked or cannot be opened is UNAVAILABLE; domain and context errors pass
+// through; anything else is INTERNAL (its text is logged, never shown).
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var te *threads.Error
+	if errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL:
+			return threads.Unavailable(err)
+		}
+	}
+	return threads.Internal(err)
+}

@@ -1,0 +1,175 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/threads-server/threads"
+)
+
+// The statements whose plans plan_test.go checks (see docs/query-plans.md).
+const (
+	// sqlMessageByID is the idempotency lookup: one probe of messages_by_id.
+	sqlMessageByID = `SELECT conversation_id, id, author_id, text, sent_at, seq FROM messages WHERE tenant_id = ? AND id = ?`
+	// sqlAdvanceCounter takes the conversation's next seq and sent_at: one
+	// primary-key lookup, under the write lock.
+	sqlAdvanceCounter = `UPDATE conversations SET last_seq = last_seq + 1, last_sent_at = max(last_sent_at + 1, ?)
+		WHERE tenant_id = ? AND id = ? RETURNING last_seq, last_sent_at`
+	// sqlListMessages is one backward range scan of the messages primary key.
+	sqlListMessages = `SELECT conversation_id, id, author_id, text, sent_at, seq FROM messages
+		WHERE tenant_id = ?1 AND conversation_id = ?2 AND sent_at < ?3
+		AND EXISTS (SELECT 1 FROM conversations WHERE tenant_id = ?1 AND id = ?2)
+		ORDER BY sent_at DESC LIMIT ?4`
+)
+
+func (db *DB) CreateMessage(ctx context.Context, tenant string, m *threads.Message) (*threads.Message, error) {
+	var out *threads.Message
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = db.createMessage(ctx, tx, tenant, m)
+		return err
+	})
+	return out, err
+}
+
+// createMessage does CreateMessage's work inside the writer's transaction,
+// which SQLite serializes: the id check, the counter and the insert cannot
+// interleave with another writer's.
+func (db *DB) createMessage(ctx context.Context, tx *sql.Tx, tenant string, m *threads.Message) (*threads.Message, error) {
+	stored, err := scanMessage(tx.QueryRowContext(ctx, sqlMessageByID, tenant, m.ID))
+	switch {
+	case err == nil:
+		if !m.SameContent(stored) {
+			return nil, threads.ErrMessageConflict(m.ID)
+		}
+		// A retry of a message whose conversation has since been deleted
+		// (and is being purged) finds no conversation, as a new one would.
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?`,
+			tenant, m.ConversationID).Scan(&one); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil, threads.ErrConversationNotFound
+			}
+			return nil, err
+		}
+		return stored, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, err
+	}
+	out := *m
+	var sentAt int64
+	err = tx.QueryRowContext(ctx, sqlAdvanceCounter, db.now(), tenant, m.ConversationID).Scan(&out.Seq, &sentAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, threads.ErrConversationNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO messages (tenant_id, conversation_id, sent_at, seq, id, author_id, text)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, tenant, m.ConversationID, sentAt, out.Seq, m.ID, m.AuthorID, m.Text); err != nil {
+		return nil, err
+	}
+	out.SentAt = threads.FromMicros(sentAt)
+	return &out, nil
+}
+
+// ListMessages reads one page in one query. The EXISTS clause hides the
+// messages of a deleted conversation that are still being purged; only an
+// empty page costs a second lookup, to tell "no messages" from NOT_FOUND.
+func (db *DB) ListMessages(ctx context.Context, tenant string, f threads.MessageFilter) ([]*threads.Message, error) {
+	before := f.SentBefore
+	if before == 0 {
+		before = math.MaxInt64
+	}
+	rows, err := db.r.QueryContext(ctx, sqlListMessages, tenant, f.ConversationID, before, f.Limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := scanMessages(rows, f.Limit)
+	if err != nil || len(out) > 0 {
+		return out, err
+	}
+	if _, err := db.FindConversation(ctx, tenant, f.ConversationID, ""); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RecentMessages is one statement: a UNION ALL of one bounded range scan
+// per conversation, so its cost is ids × limit whatever the history size.
+func (db *DB) RecentMessages(ctx context.Context, tenant string, ids []string, per int) ([]*threads.Message, error) {
+	args := make([]any, 0, len(ids)+2)
+	args = append(args, tenant, per)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	rows, err := db.r.QueryContext(ctx, recentQuery(len(ids)), args...)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	all, err := scanMessages(rows, len(ids)*per)
+	if err != nil {
+		return nil, err
+	}
+	// Put the parts in request order; within each part rows are newest
+	// first already.
+	byConv := make(map[string][]*threads.Message, len(ids))
+	for _, m := range all {
+		byConv[m.ConversationID] = append(byConv[m.ConversationID], m)
+	}
+	out := make([]*threads.Message, 0, len(all))
+	for _, id := range ids {
+		out = append(out, byConv[id]...)
+	}
+	return out, nil
+}
+
+var recentQueries sync.Map // int → string
+
+func recentQuery(n int) string {
+	if q, ok := recentQueries.Load(n); ok {
+		return q.(string)
+	}
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(" UNION ALL ")
+		}
+		p := "?" + strconv.Itoa(i+3)
+		b.WriteString(`SELECT * FROM (SELECT conversation_id, id, author_id, text, sent_at, seq FROM messages
+			WHERE tenant_id = ?1 AND conversation_id = ` + p + `
+			AND EXISTS (SELECT 1 FROM conversations WHERE tenant_id = ?1 AND id = ` + p + `)
+			ORDER BY sent_at DESC LIMIT ?2)`)
+	}
+	q := b.String()
+	recentQueries.Store(n, q)
+	return q
+}
+
+func scanMessages(rows *sql.Rows, capacity int) ([]*threads.Message, error) {
+	defer rows.Close()
+	out := make([]*threads.Message, 0, min(capacity, 256))
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, mapErr(rows.Err())
+}
+
+func scanMessage(s scanner) (*threads.Message, error) {
+	var m threads.Message
+	var sent int64
+	if err := s.Scan(&m.ConversationID, &m.ID, &m.AuthorID, &m.Text, &sent, &m.Seq); err != nil {
+		return nil, err
+	}
+	m.SentAt = threads.FromMicros(sent)
+	return &m, nil
+}
