@@ -45,7 +45,7 @@ var jsonIn = protojson.UnmarshalOptions{DiscardUnknown: true}
 // decodeRequest parses an m3o request body. protojson accepts snake_case
 // and lowerCamelCase names, plain values for wrapper fields, quoted
 // integers (as m3o's generated clients sent them) and null for "unset". An
-// empty body is an empty request, as curl -d '' would send.
+// empty body is an empty request (curl -d "" sends one).
 func decodeRequest(body []byte, m proto.Message) error {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {

@@ -67,8 +67,8 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 	if sync == "" {
 		sync = "FULL"
 	}
-	if sync != "FULL" && sync != "NORMAL" {
-		return nil, fmt.Errorf("sqlite: synchronous must be FULL or NORMAL, not %q", sync)
+	if sync != "FULL" && sync != "NORMAL" && sync != "OFF" {
+		return nil, fmt.Errorf("sqlite: synchronous must be FULL, NORMAL or OFF (tests only), not %q", sync)
 	}
 	readers := opt.Readers
 	if readers <= 0 {

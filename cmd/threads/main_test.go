@@ -1,0 +1,213 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var keyRE = regexp.MustCompile(`thr_[A-Za-z0-9_-]{43}`)
+
+// syncBuffer is a bytes.Buffer safe to read while serve writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = Main(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// startServe runs "threads serve" on port 0 until the test ends, and
+// returns its base URL and stdout.
+func startServe(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	addrc := make(chan string, 1)
+	onListen = func(a string) { addrc <- a }
+	t.Cleanup(func() { onListen = nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- Main(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...), stdout, stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited %d after SIGTERM-like cancel; stderr:\n%s", code, stderr)
+		}
+		if !strings.Contains(stderr.String(), "msg=stopped") {
+			t.Errorf("serve did not log a graceful stop:\n%s", stderr)
+		}
+	})
+	select {
+	case a := <-addrc:
+		return "http://" + a, stdout
+	case code := <-done:
+		t.Fatalf("serve exited %d before listening; stderr:\n%s", code, stderr)
+	}
+	return "", nil
+}
+
+func post(t *testing.T, url, key, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// TestFirstStart is the README's quickstart: serve on an empty database
+// prints a key for tenant default, and that key works.
+func TestFirstStart(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "new", "threads.db")
+	url, stdout := startServe(t, "--db", db)
+	key := keyRE.FindString(stdout.String())
+	if key == "" {
+		t.Fatalf("no key printed on first start; stdout:\n%s", stdout)
+	}
+	code, body := post(t, url+"/threads/Threads/CreateConversation", key, `{"group_id":"g","topic":"t"}`)
+	if code != 200 || !strings.Contains(body, `"group_id":"g"`) {
+		t.Fatalf("CreateConversation with the printed key: %d %s", code, body)
+	}
+	res, err := http.Get(url + "/readyz")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("readyz: %v %v", res, err)
+	}
+	res.Body.Close()
+
+	// The keys CLI sees that key, as tenant default.
+	code, out, _ := run(t, "keys", "list", "--db", db)
+	if code != 0 || !strings.Contains(out, "default") || strings.Contains(out, key) {
+		t.Fatalf("keys list: exit %d, output:\n%s", code, out)
+	}
+}
+
+func TestSecondStartPrintsNoKey(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "threads.db")
+	if code, _, errs := run(t, "keys", "create", "acme", "--db", db); code != 0 {
+		t.Fatalf("keys create: %d %s", code, errs)
+	}
+	_, stdout := startServe(t, "--db", db)
+	if keyRE.MatchString(stdout.String()) {
+		t.Fatalf("serve printed a key although one exists:\n%s", stdout)
+	}
+}
+
+func TestKeysCLI(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "threads.db")
+	code, out, errs := run(t, "keys", "create", "acme", "--admin", "--db", db)
+	if code != 0 || !keyRE.MatchString(out) || strings.TrimSpace(out) != keyRE.FindString(out) {
+		t.Fatalf("keys create must print the key alone: exit %d stdout %q stderr %q", code, out, errs)
+	}
+	key := strings.TrimSpace(out)
+
+	code, out, _ = run(t, "keys", "list", "--db", db)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 || !strings.Contains(lines[1], "acme") || !strings.Contains(lines[1], "true") {
+		t.Fatalf("keys list: exit %d\n%s", code, out)
+	}
+	id := strings.Fields(lines[1])[0]
+
+	url, _ := startServe(t, "--db", db)
+	if code, body := post(t, url+"/v1/threads/ListConversations", key, `{"group_id":"g"}`); code != 200 {
+		t.Fatalf("before revoke: %d %s", code, body)
+	}
+	if code, _, errs := run(t, "keys", "revoke", id, "--db", db); code != 0 {
+		t.Fatalf("keys revoke: %d %s", code, errs)
+	}
+	if code, body := post(t, url+"/v1/threads/ListConversations", key, `{"group_id":"g"}`); code != 401 || !strings.Contains(body, `"UNAUTHORIZED"`) {
+		t.Fatalf("after revoke: %d %s", code, body)
+	}
+	if code, _, _ := run(t, "keys", "revoke", "key_nope", "--db", db); code != 1 {
+		t.Fatalf("revoking an unknown key: exit %d, want 1", code)
+	}
+	for _, bad := range [][]string{{"keys"}, {"keys", "create"}, {"keys", "create", "a", "b"}, {"keys", "frob"}} {
+		if code, _, _ := run(t, append(bad, "--db", db)...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", bad, code)
+		}
+	}
+	if code, _, _ := run(t, "keys", "create", "bad tenant!", "--db", db); code != 1 {
+		t.Errorf("invalid tenant name: exit %d, want 1", code)
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "threads.db")
+	code, out, _ := run(t, "migrate", "--db", "sqlite:"+db)
+	if code != 0 || !strings.Contains(out, "schema at version 1 (1 migrations applied now)") {
+		t.Fatalf("first migrate: exit %d %q", code, out)
+	}
+	code, out, _ = run(t, "migrate", "--db", db)
+	if code != 0 || !strings.Contains(out, "(0 migrations applied now)") {
+		t.Fatalf("second migrate: exit %d %q", code, out)
+	}
+	if code, _, errs := run(t, "migrate", "--db", "mysql://x"); code != 1 || !strings.Contains(errs, "unknown database URL") {
+		t.Fatalf("unknown scheme: exit %d %q", code, errs)
+	}
+}
+
+// TestEnvAndFlags: a flag beats THREADS_*, which beats the default.
+func TestEnvAndFlags(t *testing.T) {
+	dir := t.TempDir()
+	envDB, flagDB := filepath.Join(dir, "env.db"), filepath.Join(dir, "flag.db")
+	t.Setenv("THREADS_DB", envDB)
+	if code, _, _ := run(t, "keys", "create", "fromenv"); code != 0 {
+		t.Fatal("keys create with THREADS_DB failed")
+	}
+	if code, _, _ := run(t, "keys", "create", "fromflag", "--db", flagDB); code != 0 {
+		t.Fatal("keys create with --db failed")
+	}
+	_, out, _ := run(t, "keys", "list")
+	if !strings.Contains(out, "fromenv") || strings.Contains(out, "fromflag") {
+		t.Fatalf("THREADS_DB not honoured:\n%s", out)
+	}
+	_, out, _ = run(t, "keys", "list", "--db", flagDB)
+	if !strings.Contains(out, "fromflag") || strings.Contains(out, "fromenv") {
+		t.Fatalf("--db did not beat THREADS_DB:\n%s", out)
+	}
+	t.Setenv("THREADS_LOG_LEVEL", "loud")
+	if code, _, errs := run(t, "serve", "--addr", "127.0.0.1:0"); code != 1 || !strings.Contains(errs, "log-level") {
+		t.Fatalf("bad THREADS_LOG_LEVEL: exit %d %q", code, errs)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	if code, _, _ := run(t); code != 2 {
+		t.Errorf("no args: exit %d, want 2", code)
+	}
+	if code, _, _ := run(t, "frobnicate"); code != 2 {
+		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+	if code, out, _ := run(t, "help"); code != 0 || !strings.Contains(out, "threads serve") {
+		t.Errorf("help: exit %d", code)
+	}
+	if code, _, _ := run(t, "serve", "--nope"); code != 2 {
+		t.Errorf("unknown flag: exit %d, want 2", code)
+	}
+}
+
