@@ -3,8 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	pb "github.com/threads-server/threads/internal/gen/threadspb"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // The m3o JSON routes are a thin adapter over the Connect handlers: they
@@ -52,14 +56,68 @@ func decodeRequest(body []byte, m proto.Message) error {
 		return nil
 	}
 	if err := jsonIn.Unmarshal(body, m); err != nil {
-		// protojson marks its messages "proto:" (with a space or a
-		// no-break space, chosen at random to keep callers from parsing
-		// them); the rest names the position and the field.
-		msg := err.Error()
-		msg = strings.TrimPrefix(strings.TrimPrefix(msg, "proto:"), "\u00a0")
-		return threads.Errorf(threads.EBADREQUEST, "invalid JSON request body: %s", strings.TrimSpace(msg))
+		return threads.Errorf(threads.EBADREQUEST, "invalid JSON request body: %s", explainDecode(body, m, err))
 	}
 	return nil
+}
+
+// explainDecode names the field that made a body fail to decode. Only the
+// error path pays for it: each top-level field is decoded on its own until
+// one fails. protojson's own message names the wrapper's inner "value" or
+// no field at all for wrappers and timestamps.
+func explainDecode(body []byte, m proto.Message, err error) string {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) == nil {
+		names := make([]string, 0, len(fields))
+		for k := range fields {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		md := m.ProtoReflect().Descriptor()
+		for _, k := range names {
+			fd := md.Fields().ByJSONName(k)
+			if fd == nil {
+				fd = md.Fields().ByTextName(k)
+			}
+			if fd == nil {
+				continue // unknown fields are ignored
+			}
+			one, _ := json.Marshal(map[string]json.RawMessage{k: fields[k]})
+			if jsonIn.Unmarshal(one, m.ProtoReflect().New().Interface()) != nil {
+				return fmt.Sprintf("%s: invalid value (expected %s)", fd.TextName(), kindName(fd))
+			}
+		}
+	}
+	// Not an object, or broken syntax: protojson marks its messages
+	// "proto:" (with a space or a no-break space, chosen at random to keep
+	// callers from parsing them); the rest gives the position.
+	msg := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "proto:"), "\u00a0")
+	return strings.TrimSpace(msg)
+}
+
+// kindName describes a field's JSON type for error details.
+func kindName(fd protoreflect.FieldDescriptor) string {
+	if fd.IsList() {
+		return "a list"
+	}
+	if fd.Kind() == protoreflect.MessageKind {
+		switch fd.Message().FullName() {
+		case "google.protobuf.Timestamp":
+			return "an RFC 3339 timestamp"
+		case "google.protobuf.StringValue":
+			return "a string"
+		case "google.protobuf.Int32Value":
+			return "a 32-bit integer"
+		}
+		return "an object"
+	}
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		return "a string"
+	case protoreflect.Int32Kind, protoreflect.Int64Kind:
+		return "an integer"
+	}
+	return fd.Kind().String()
 }
 
 // m3oMethods maps each method name to its adapter.
