@@ -210,4 +210,3 @@ func TestUsage(t *testing.T) {
 		t.Errorf("unknown flag: exit %d, want 2", code)
 	}
 }
-

@@ -114,10 +114,9 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 	bg, cancel := context.WithCancel(context.Background())
 	db := &DB{w: w, r: r, now: func() int64 { return now().UnixMicro() }, log: logger, cancel: cancel}
 
-	var mode string
-	if err := w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+	if err := db.checkWAL(ctx, path); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("sqlite: cannot use WAL on %s (journal_mode=%q): %v", path, mode, err)
+		return nil, err
 	}
 	if db.migrated, err = db.Migrate(ctx); err != nil {
 		db.Close()
@@ -129,6 +128,31 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 		db.purgeDeleted(bg)
 	}()
 	return db, nil
+}
+
+// checkWAL opens the first connection and checks that WAL is on. Turning
+// a brand-new file to WAL needs an exclusive lock that SQLite does not
+// wait for, so when two processes create the file at once (serve and a
+// "threads keys" beside it) one may see SQLITE_BUSY: it is retried for a
+// few seconds rather than failing the start.
+func (db *DB) checkWAL(ctx context.Context, path string) error {
+	var mode string
+	var err error
+	for try := 0; try < 50; try++ {
+		err = db.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode)
+		if err == nil || threads.ErrorCode(mapErr(err)) != threads.EUNAVAILABLE {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if err != nil || mode != "wal" {
+		return fmt.Errorf("sqlite: cannot use WAL on %s (journal_mode=%q): %v", path, mode, err)
+	}
+	return nil
 }
 
 // Migrated returns how many migrations Open applied.
@@ -179,6 +203,9 @@ func mapErr(err error) error {
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL:
 			return threads.Unavailable(err)
+		case sqlite3.SQLITE_CONSTRAINT:
+			// A unique key taken by another row: the caller's id is in use.
+			return &threads.Error{Code: threads.ECONFLICT, Detail: "already exists", Err: err}
 		}
 	}
 	return threads.Internal(err)

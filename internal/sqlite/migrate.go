@@ -68,7 +68,18 @@ func (db *DB) Migrate(ctx context.Context) (applied int, err error) {
 		return 0, fmt.Errorf("database schema version %d is newer than this binary (%d): upgrade threads", current, len(ms))
 	}
 	for _, m := range ms[current:] {
+		done := false
 		err := db.write(ctx, func(tx *sql.Tx) error {
+			// Another process may have applied m since the version was
+			// read above; the write transaction holds the lock, so look
+			// again under it.
+			var v int
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v); err != nil {
+				return err
+			}
+			if done = v >= m.version; done {
+				return nil
+			}
 			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 				return err
 			}
@@ -79,7 +90,9 @@ func (db *DB) Migrate(ctx context.Context) (applied int, err error) {
 		if err != nil {
 			return applied, fmt.Errorf("migration %s: %w", m.name, err)
 		}
-		applied++
+		if !done {
+			applied++
+		}
 	}
 	return applied, nil
 }
