@@ -115,7 +115,7 @@ func clampLimit(field string, limit *int32, def, max int) (int, error) {
 	return n, nil
 }
 
-// checkTenant validates a tenant name: 1–64 bytes of letters, digits, '.',
+// CheckTenant validates a tenant name: 1–64 bytes of letters, digits, '.',
 // '_' and '-'.
 func CheckTenant(name string) error {
 	if name == "" || len(name) > MaxTenantBytes {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"math"
+	"time"
 
 	"github.com/threads-server/threads"
 )
@@ -85,7 +86,9 @@ func (db *DB) DeleteConversation(ctx context.Context, tenant, id string) error {
 	if err != nil {
 		return err
 	}
-	return db.purge(ctx, tenant, id)
+	// The conversation is gone for every reader already; the purge goes on
+	// even if the client hangs up, and the sweep retries it on failure.
+	return db.purge(context.WithoutCancel(ctx), tenant, id)
 }
 
 // purge removes a deleted conversation's messages, purgeBatch at a time,
@@ -110,7 +113,25 @@ func (db *DB) purge(ctx context.Context, tenant, id string) error {
 	}
 }
 
-// purgeDeleted finishes purges that an earlier process left unfinished.
+// sweepEvery is how often purges that failed (or that an earlier process
+// left unfinished) are retried.
+const sweepEvery = time.Minute
+
+// sweep runs purgeDeleted at start and then every sweepEvery until ctx ends.
+func (db *DB) sweep(ctx context.Context) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		db.purgeDeleted(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// purgeDeleted finishes every purge recorded by a tombstone.
 func (db *DB) purgeDeleted(ctx context.Context) {
 	rows, err := db.r.QueryContext(ctx, `SELECT tenant_id, id FROM deleted_conversations`)
 	if err != nil {

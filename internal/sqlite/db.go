@@ -125,7 +125,7 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 	db.wg.Add(1)
 	go func() {
 		defer db.wg.Done()
-		db.purgeDeleted(bg)
+		db.sweep(bg)
 	}()
 	return db, nil
 }
