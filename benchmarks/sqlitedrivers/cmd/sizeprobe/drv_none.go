@@ -1,0 +1,5 @@
+//go:build !modernc && !mattn && !ncruces
+
+package main
+
+const driverName = "none" // baseline: database/sql only
