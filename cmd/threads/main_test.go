@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/threads-server/threads/internal/postgres/pgtest"
 )
 
 var keyRE = regexp.MustCompile(`thr_[A-Za-z0-9_-]{43}`)
@@ -208,5 +210,25 @@ func TestUsage(t *testing.T) {
 	}
 	if code, _, _ := run(t, "serve", "--nope"); code != 2 {
 		t.Errorf("unknown flag: exit %d, want 2", code)
+	}
+}
+
+// TestServePostgres: the same first start, on a PostgreSQL URL.
+func TestServePostgres(t *testing.T) {
+	url := pgtest.SchemaURL(t)
+	srv, stdout := startServe(t, "--db", url)
+	key := keyRE.FindString(stdout.String())
+	if key == "" {
+		t.Fatalf("no key printed on first start; stdout:\n%s", stdout)
+	}
+	if code, body := post(t, srv+"/v1/threads/CreateConversation", key, `{"group_id":"g","topic":"t"}`); code != 200 {
+		t.Fatalf("CreateConversation on PostgreSQL: %d %s", code, body)
+	}
+	code, out, _ := run(t, "migrate", "--db", url)
+	if code != 0 || !strings.Contains(out, "schema at version 1 (0 migrations applied now)") {
+		t.Fatalf("migrate on PostgreSQL: exit %d %q", code, out)
+	}
+	if code, out, _ := run(t, "keys", "list", "--db", url); code != 0 || !strings.Contains(out, "default") {
+		t.Fatalf("keys list on PostgreSQL: exit %d %q", code, out)
 	}
 }

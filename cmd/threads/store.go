@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/postgres"
 	"github.com/threads-server/threads/internal/sqlite"
 )
 
@@ -19,7 +20,7 @@ type dbFlags struct {
 
 func (f *dbFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.db, "db", env("db", "threads.db"),
-		"database: a SQLite file path, or sqlite:PATH (env THREADS_DB)")
+		"database: a SQLite file path, sqlite:PATH, or a postgres:// URL (env THREADS_DB)")
 	fs.StringVar(&f.sqliteSync, "sqlite-synchronous", env("sqlite-synchronous", "FULL"),
 		"SQLite synchronous pragma: FULL (a 200 survives power loss) or NORMAL (survives a crash of the process) (env THREADS_SQLITE_SYNCHRONOUS)")
 }
@@ -36,7 +37,7 @@ func (f *dbFlags) open(ctx context.Context, log *slog.Logger) (store, error) {
 	dsn := f.db
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return nil, fmt.Errorf("--db: PostgreSQL is not supported by this version of threads; use a SQLite path")
+		return postgres.Open(ctx, dsn, postgres.Options{Logger: log})
 	case strings.HasPrefix(dsn, "sqlite:"):
 		dsn = strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//")
 	case strings.Contains(dsn, "://"):

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/postgres/pgtest"
 	"github.com/threads-server/threads/internal/server"
 	"github.com/threads-server/threads/internal/sqlite"
 )
@@ -29,10 +32,28 @@ type testEnv struct {
 	Revoked  string // tenant acme, revoked
 }
 
+// EnvEngine chooses the engine the API suite runs on: "sqlite" (default)
+// or "postgres" (which needs pgtest.EnvURL).
+const EnvEngine = "THREADS_TEST_ENGINE"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(EnvEngine) == "postgres" {
+		fmt.Fprintln(os.Stderr, "internal/server: API suite on PostgreSQL")
+	}
+	os.Exit(m.Run())
+}
+
 // openStore returns a fresh store for one test. It is the one place that
 // chooses the engine, so the whole suite runs unchanged on each.
 func openStore(t *testing.T) threads.Store {
 	t.Helper()
+	switch engine := os.Getenv(EnvEngine); engine {
+	case "", "sqlite":
+	case "postgres":
+		return pgtest.Open(t)
+	default:
+		t.Fatalf("%s=%q: want sqlite or postgres", EnvEngine, engine)
+	}
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "threads.db"),
 		sqlite.Options{Synchronous: "NORMAL", Logger: quietLogger()})
 	if err != nil {

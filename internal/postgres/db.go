@@ -1,0 +1,148 @@
+// Package postgres is the store for deployments that outgrow one file: a
+// PostgreSQL database shared by any number of threads replicas, through
+// pgx's connection pool. Ordering and idempotency hold across replicas
+// because they rest on the database (a row lock per conversation, a unique
+// index per client id, the database's clock), not on any one process.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/threads-server/threads"
+)
+
+// Options tune the engine; the zero value is the documented default.
+type Options struct {
+	Logger *slog.Logger
+}
+
+// DB is a threads.Store on PostgreSQL.
+type DB struct {
+	pool   *pgxpool.Pool
+	log    *slog.Logger
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	migrated int
+}
+
+var _ threads.Store = (*DB)(nil)
+
+// Defaults applied when the URL does not set them (see docs/postgres.md).
+const (
+	defaultConnectTimeout   = 3 * time.Second
+	defaultStatementTimeout = "10s"
+)
+
+// Open connects to the database at url, applies pending migrations (under
+// an advisory lock, so replicas starting together take turns), and starts
+// the sweep that finishes interrupted purges.
+func Open(ctx context.Context, url string, opt Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !ok {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = defaultStatementTimeout
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "threads"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	logger := opt.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	db := &DB{pool: pool, log: logger, cancel: cancel}
+	if db.migrated, err = db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	db.wg.Add(1)
+	go func() {
+		defer db.wg.Done()
+		db.sweep(bg)
+	}()
+	return db, nil
+}
+
+// Migrated returns how many migrations Open applied.
+func (db *DB) Migrated() int { return db.migrated }
+
+// Close stops background work and closes the pool.
+func (db *DB) Close() error {
+	db.cancel()
+	db.wg.Wait()
+	db.pool.Close()
+	return nil
+}
+
+// Ping checks that the database answers a query.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	if err := db.pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return threads.Unavailable(err)
+	}
+	return nil
+}
+
+// nowMicros is the database's clock in unix microseconds. Every replica
+// stamps with the same clock, so created_at and sent_at do not depend on
+// which replica took the request.
+const nowMicros = `(extract(epoch from clock_timestamp()) * 1000000)::bigint`
+
+// tx runs fn in one transaction.
+func (db *DB) tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return mapErr(pgx.BeginFunc(ctx, db.pool, fn))
+}
+
+// mapErr turns pgx errors into domain errors. Anything that means "the
+// database cannot be reached or cannot answer now" is UNAVAILABLE, so
+// clients retry (safely: message ids make CreateMessage idempotent).
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	var te *threads.Error
+	if errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "23505": // unique_violation
+			return &threads.Error{Code: threads.ECONFLICT, Detail: "already exists", Err: err}
+		case pe.Code == "57014", // query_canceled (statement_timeout)
+			pe.Code == "40001", pe.Code == "40P01", // serialization failure, deadlock
+			strings.HasPrefix(pe.Code, "08"), // connection exception
+			strings.HasPrefix(pe.Code, "53"), // insufficient resources
+			strings.HasPrefix(pe.Code, "57P"): // shutdown, cannot connect now
+			return threads.Unavailable(err)
+		}
+		return threads.Internal(err)
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	if errors.As(err, &ce) || errors.As(err, &ne) || pgconn.Timeout(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		strings.Contains(err.Error(), "conn closed") {
+		return threads.Unavailable(err)
+	}
+	return threads.Internal(err)
+}

@@ -1,0 +1,54 @@
+package postgres_test
+
+import (
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/postgres"
+	"github.com/threads-server/threads/internal/postgres/pgtest"
+	"github.com/threads-server/threads/internal/storetest"
+)
+
+func TestMain(m *testing.M) {
+	pgtest.Report("internal/postgres")
+	os.Exit(m.Run())
+}
+
+// TestStore runs the engine-independent behaviour suite, unchanged.
+func TestStore(t *testing.T) {
+	pgtest.URL(t) // skip (or, in CI, fail) once, not per subtest
+	storetest.Run(t, func(t *testing.T) threads.Store { return pgtest.Open(t) })
+}
+
+// TestMigrateConcurrentOpen: replicas starting at once on an empty schema
+// take turns on the advisory lock; all open, the schema is migrated once.
+func TestMigrateConcurrentOpen(t *testing.T) {
+	url := pgtest.SchemaURL(t)
+	const replicas = 6
+	dbs := make([]*postgres.DB, replicas)
+	var wg sync.WaitGroup
+	for i := range replicas {
+		wg.Go(func() { dbs[i] = pgtest.OpenURL(t, url) })
+	}
+	wg.Wait()
+	applied := 0
+	for _, db := range dbs {
+		if db == nil {
+			t.FailNow()
+		}
+		applied += db.Migrated()
+	}
+	if applied != 1 {
+		t.Errorf("%d migrations applied across %d replicas, want 1 (each exactly once)", applied, replicas)
+	}
+	v, err := dbs[0].SchemaVersion(t.Context())
+	if err != nil || v != 1 {
+		t.Errorf("schema version %d, %v; want 1", v, err)
+	}
+	again := pgtest.OpenURL(t, url)
+	if again.Migrated() != 0 {
+		t.Errorf("reopening applied %d migrations, want 0", again.Migrated())
+	}
+}

@@ -1,0 +1,131 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"math"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/threads-server/threads"
+)
+
+// insertMessage advances the conversation's counter and inserts the
+// message in one statement. The UPDATE takes the conversation row's lock,
+// held until commit, so seq and sent_at are assigned one writer at a time
+// per conversation, on every replica; GREATEST keeps sent_at strictly
+// increasing even if the database clock steps back. A taken client id
+// inserts nothing (the unique index decides races between replicas), and
+// the caller rolls back so the counter keeps no gap.
+const insertMessage = `WITH c AS (
+	UPDATE conversations SET last_seq = last_seq + 1, last_sent_at = GREATEST(last_sent_at + 1, ` + nowMicros + `)
+	WHERE tenant_id = $1 AND id = $2 RETURNING last_seq, last_sent_at)
+INSERT INTO messages (tenant_id, conversation_id, sent_at, seq, id, author_id, text)
+SELECT $1, $2, c.last_sent_at, c.last_seq, $3, $4, $5 FROM c
+ON CONFLICT (tenant_id, id) DO NOTHING
+RETURNING seq, sent_at`
+
+func (db *DB) CreateMessage(ctx context.Context, tenant string, m *threads.Message) (*threads.Message, error) {
+	out := *m
+	inserted := false
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		var sentAt int64
+		err := tx.QueryRow(ctx, insertMessage, tenant, m.ConversationID, m.ID, m.AuthorID, m.Text).Scan(&out.Seq, &sentAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNothingInserted
+		}
+		if err != nil {
+			return err
+		}
+		out.SentAt = threads.FromMicros(sentAt)
+		inserted = true
+		return nil
+	})
+	if inserted && err == nil {
+		return &out, nil
+	}
+	if err != nil && !errors.Is(err, errNothingInserted) {
+		return nil, err
+	}
+	// Nothing inserted: the id is taken (a retry, or a conflict), or the
+	// conversation does not exist. The transaction is rolled back, so the
+	// counter did not move.
+	stored, err := scanMessage(db.pool.QueryRow(ctx,
+		`SELECT conversation_id, id, author_id, text, sent_at, seq FROM messages WHERE tenant_id = $1 AND id = $2`, tenant, m.ID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, threads.ErrConversationNotFound
+	}
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if !m.SameContent(stored) {
+		return nil, threads.ErrMessageConflict(m.ID)
+	}
+	if _, err := db.FindConversation(ctx, tenant, m.ConversationID, ""); err != nil {
+		return nil, err
+	}
+	return stored, nil
+}
+
+var errNothingInserted = errors.New("nothing inserted")
+
+// ListMessages reads one page in one query; see the SQLite store for why
+// the EXISTS clause is there.
+func (db *DB) ListMessages(ctx context.Context, tenant string, f threads.MessageFilter) ([]*threads.Message, error) {
+	before := f.SentBefore
+	if before == 0 {
+		before = math.MaxInt64
+	}
+	rows, err := db.pool.Query(ctx, `SELECT conversation_id, id, author_id, text, sent_at, seq FROM messages
+		WHERE tenant_id = $1 AND conversation_id = $2 AND sent_at < $3
+		AND EXISTS (SELECT 1 FROM conversations WHERE tenant_id = $1 AND id = $2)
+		ORDER BY sent_at DESC LIMIT $4`, tenant, f.ConversationID, before, f.Limit)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out, err := collectMessages(rows)
+	if err != nil || len(out) > 0 {
+		return out, err
+	}
+	if _, err := db.FindConversation(ctx, tenant, f.ConversationID, ""); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RecentMessages is one statement of fixed shape: a LATERAL join that runs
+// one bounded range scan per requested id, in request order.
+func (db *DB) RecentMessages(ctx context.Context, tenant string, ids []string, per int) ([]*threads.Message, error) {
+	rows, err := db.pool.Query(ctx, `SELECT m.conversation_id, m.id, m.author_id, m.text, m.sent_at, m.seq
+		FROM unnest($2::text[]) WITH ORDINALITY AS r(id, ord)
+		CROSS JOIN LATERAL (
+			SELECT * FROM messages
+			WHERE tenant_id = $1 AND conversation_id = r.id
+			AND EXISTS (SELECT 1 FROM conversations WHERE tenant_id = $1 AND id = r.id)
+			ORDER BY sent_at DESC LIMIT $3) m
+		ORDER BY r.ord, m.sent_at DESC`, tenant, ids, per)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	return collectMessages(rows)
+}
+
+func collectMessages(rows pgx.Rows) ([]*threads.Message, error) {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*threads.Message, error) { return scanMessage(r) })
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if out == nil {
+		out = []*threads.Message{}
+	}
+	return out, nil
+}
+
+func scanMessage(row pgx.Row) (*threads.Message, error) {
+	var m threads.Message
+	var sent int64
+	if err := row.Scan(&m.ConversationID, &m.ID, &m.AuthorID, &m.Text, &sent, &m.Seq); err != nil {
+		return nil, err
+	}
+	m.SentAt = threads.FromMicros(sent)
+	return &m, nil
+}
