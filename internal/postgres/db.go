@@ -130,8 +130,8 @@ func mapErr(err error) error {
 			return &threads.Error{Code: threads.ECONFLICT, Detail: "already exists", Err: err}
 		case pe.Code == "57014", // query_canceled (statement_timeout)
 			pe.Code == "40001", pe.Code == "40P01", // serialization failure, deadlock
-			strings.HasPrefix(pe.Code, "08"), // connection exception
-			strings.HasPrefix(pe.Code, "53"), // insufficient resources
+			strings.HasPrefix(pe.Code, "08"),  // connection exception
+			strings.HasPrefix(pe.Code, "53"),  // insufficient resources
 			strings.HasPrefix(pe.Code, "57P"): // shutdown, cannot connect now
 			return threads.Unavailable(err)
 		}
