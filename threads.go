@@ -36,6 +36,7 @@ type Store interface {
 	ConversationStore
 	MessageStore
 	KeyStore
+	EventStore
 	// Ping reports whether the database answers; /readyz uses it.
 	Ping(ctx context.Context) error
 	Close() error

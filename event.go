@@ -1,0 +1,227 @@
+package threads
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Event types: the `event:` field of the stream and the "type" of its data.
+const (
+	EventMessageCreated      = "message.created"
+	EventConversationCreated = "conversation.created"
+	EventConversationUpdated = "conversation.updated"
+	EventConversationDeleted = "conversation.deleted"
+	// EventResyncRequired tells a client its cursor is older than the
+	// retention window: it must reload state, then follow from the cursor
+	// this event carries.
+	EventResyncRequired = "resync_required"
+)
+
+// DefaultEventRetention is how long events stay available for resuming.
+const DefaultEventRetention = 7 * 24 * time.Hour
+
+// Event is one change, durable: it is written in the same transaction as
+// the change it describes, so it exists exactly when the change does.
+type Event struct {
+	// Cursor is the event's position in its tenant's log; resuming after
+	// it replays every later event of the tenant, in order.
+	Cursor EventCursor
+	Type   string
+	// GroupID and ConversationID say which subscriptions match.
+	GroupID        string
+	ConversationID string
+	// The object, as it was when the event happened: Conversation for
+	// conversation.* events, Message for message.created.
+	Conversation *Conversation
+	Message      *Message
+}
+
+// EventCursor is a position in one tenant's event log. Positions are
+// ordered by (Hi, Lo); what they mean is the engine's business (SQLite: a
+// per-tenant counter in Hi; PostgreSQL: the writing transaction's id in Hi
+// and the row's serial in Lo). At is when the position was made, in unix
+// microseconds: a cursor older than the retention window is refused with
+// resync_required without asking the store, whose old events may be gone.
+type EventCursor struct {
+	At     int64
+	Hi, Lo int64
+}
+
+// IsZero reports whether c is no position at all.
+func (c EventCursor) IsZero() bool { return c == EventCursor{} }
+
+// Before reports whether c is an earlier position than d. At plays no part.
+func (c EventCursor) Before(d EventCursor) bool {
+	return c.Hi < d.Hi || c.Hi == d.Hi && c.Lo < d.Lo
+}
+
+// Time returns At as a time.
+func (c EventCursor) Time() time.Time { return FromMicros(c.At) }
+
+// Token encodes c as the opaque string clients see (SSE id:, "cursor").
+func (c EventCursor) Token() string {
+	if c.IsZero() {
+		return ""
+	}
+	var b []byte
+	b = strconv.AppendInt(b, c.At, 36)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, c.Hi, 36)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, c.Lo, 36)
+	return "e1" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ParseEventCursor decodes a token made by Token. An empty token is the
+// zero cursor: "from now on".
+func ParseEventCursor(token string) (EventCursor, error) {
+	if token == "" {
+		return EventCursor{}, nil
+	}
+	bad := Errorf(EBADREQUEST, "the event cursor (Last-Event-ID or after) is not one this server made")
+	if len(token) > 128 || !strings.HasPrefix(token, "e1") {
+		return EventCursor{}, bad
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(token[2:])
+	if err != nil {
+		return EventCursor{}, bad
+	}
+	parts := strings.Split(string(raw), ".")
+	if len(parts) != 3 {
+		return EventCursor{}, bad
+	}
+	var n [3]int64
+	for i, p := range parts {
+		if n[i], err = strconv.ParseInt(p, 36, 64); err != nil || n[i] < 0 {
+			return EventCursor{}, bad
+		}
+	}
+	if n[0] == 0 {
+		return EventCursor{}, bad
+	}
+	return EventCursor{At: n[0], Hi: n[1], Lo: n[2]}, nil
+}
+
+// EventFilter selects a tenant's events. An event matches when its
+// conversation is in ConversationIDs or its group is GroupID; with both
+// empty, every event of the tenant matches.
+type EventFilter struct {
+	ConversationIDs []string
+	GroupID         string
+}
+
+// All reports whether f selects every event.
+func (f *EventFilter) All() bool { return len(f.ConversationIDs) == 0 && f.GroupID == "" }
+
+// Match reports whether e is selected by f.
+func (f *EventFilter) Match(e *Event) bool {
+	if f.All() {
+		return true
+	}
+	if f.GroupID != "" && e.GroupID == f.GroupID {
+		return true
+	}
+	for _, id := range f.ConversationIDs {
+		if id == e.ConversationID {
+			return true
+		}
+	}
+	return false
+}
+
+// MaxEventConversations bounds the conversation_id filters of one stream.
+const MaxEventConversations = 100
+
+// NewEventFilter validates a subscription's filters: at least one, at most
+// MaxEventConversations conversation ids, duplicates dropped.
+func NewEventFilter(conversationIDs []string, groupID string) (EventFilter, error) {
+	if len(conversationIDs) > MaxEventConversations {
+		return EventFilter{}, Errorf(EBADREQUEST, "at most %d conversation_id filters are allowed", MaxEventConversations)
+	}
+	var ids []string
+	for _, id := range conversationIDs {
+		if err := validateID("conversation_id", id, ErrMissingConversationID); err != nil {
+			return EventFilter{}, err
+		}
+		if !contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	if err := validateID("group_id", groupID, nil); err != nil {
+		return EventFilter{}, err
+	}
+	if len(ids) == 0 && groupID == "" {
+		return EventFilter{}, Errorf(EBADREQUEST, "a conversation_id or group_id filter is required")
+	}
+	return EventFilter{ConversationIDs: ids, GroupID: groupID}, nil
+}
+
+func contains(ss []string, s string) bool {
+	for _, v := range ss {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// EventStore keeps the event log. Every mutating method of the other
+// stores writes its event in the same transaction as its change.
+type EventStore interface {
+	// ReadEvents returns up to limit events of the tenant after the cursor
+	// (exclusive), oldest first, that f selects. Positions are final: once
+	// ReadEvents has returned an event at position p, no event at a
+	// position before p can appear later (a transaction that commits late
+	// is not skipped). The zero cursor reads from the start of the log.
+	ReadEvents(ctx context.Context, tenant string, after EventCursor, f EventFilter, limit int) ([]*Event, error)
+	// EventHead returns a cursor at the end of the tenant's log now: reading
+	// after it returns only events that ReadEvents did not yet return to
+	// anyone. Its At is the store's clock now.
+	EventHead(ctx context.Context, tenant string) (EventCursor, error)
+	// OnEvents registers fn, called after events of a tenant were
+	// committed: by this process, or, where the engine can tell, by another
+	// replica. tenant "" means "any tenant may have new events" (after a
+	// lost notification channel came back). fn must not block.
+	OnEvents(fn func(tenant string))
+	// PurgeEvents removes events made before the given time.
+	PurgeEvents(ctx context.Context, before time.Time) error
+}
+
+// NewConversationEvent describes a change to c; typ is one of the
+// conversation.* types.
+func NewConversationEvent(typ string, c *Conversation) *Event {
+	return &Event{Type: typ, GroupID: c.GroupID, ConversationID: c.ID, Conversation: c}
+}
+
+// NewMessageEvent describes a message created in a conversation of the
+// given group.
+func NewMessageEvent(groupID string, m *Message) *Event {
+	return &Event{Type: EventMessageCreated, GroupID: groupID, ConversationID: m.ConversationID, Message: m}
+}
+
+// eventData is the stored form of an event's object. Stores keep it as
+// one JSON column so that both engines store and return the same thing
+// and new event types need no schema change.
+type eventData struct {
+	Conversation *Conversation `json:"conversation,omitempty"`
+	Message      *Message      `json:"message,omitempty"`
+}
+
+// MarshalData encodes the event's object for storage.
+func (e *Event) MarshalData() ([]byte, error) {
+	return json.Marshal(eventData{Conversation: e.Conversation, Message: e.Message})
+}
+
+// UnmarshalData decodes an object stored by MarshalData into e.
+func (e *Event) UnmarshalData(b []byte) error {
+	var d eventData
+	if err := json.Unmarshal(b, &d); err != nil {
+		return err
+	}
+	e.Conversation, e.Message = d.Conversation, d.Message
+	return nil
+}

@@ -1,0 +1,144 @@
+package broker
+
+import (
+	"context"
+	"sync"
+
+	"github.com/threads-server/threads"
+)
+
+// ErrDropped ends a subscription that fell more than Config.Buffer events
+// behind. Nothing is lost: the client resumes from the last cursor it
+// received.
+var ErrDropped = threads.Errorf(threads.EUNAVAILABLE, "the subscriber fell too far behind; resume from the last cursor received")
+
+// Subscription is one client's stream: first the events after its
+// cursor, read from the log, then live events, each exactly once and in
+// log order. It is used by one goroutine.
+type Subscription struct {
+	b      *Broker
+	t      *tail
+	tenant string
+	filter threads.EventFilter
+
+	live     chan *threads.Event
+	dropped  chan struct{}
+	dropOnce sync.Once
+	closed   bool
+
+	last     threads.EventCursor // the position of the last event returned (or the start)
+	joined   bool                // registered with the tail
+	replayed bool                // the log has been read up to where the tail took over
+	pending  []*threads.Event    // a page of the log not yet returned
+	resync   *threads.Event      // returned first, when the cursor was too old
+}
+
+// Subscribe starts a subscription to the tenant's events that f selects,
+// after the cursor: the zero cursor means "from now on"; a cursor older
+// than the retention window yields one resync_required event and then
+// follows from now on. Close it when done.
+func (b *Broker) Subscribe(ctx context.Context, tenant string, f threads.EventFilter, after threads.EventCursor) (*Subscription, error) {
+	t, err := b.acquire(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	s := &Subscription{b: b, t: t, tenant: tenant, filter: f,
+		live: make(chan *threads.Event, b.cfg.Buffer), dropped: make(chan struct{}), last: after}
+	tooOld := !after.IsZero() && after.Time().Before(b.cfg.Now().Add(-b.cfg.Retention))
+	if after.IsZero() || tooOld {
+		s.last, s.joined, s.replayed = t.join(s), true, true
+	}
+	if tooOld {
+		s.resync = &threads.Event{Type: threads.EventResyncRequired, Cursor: s.Cursor()}
+	}
+	b.subscribers.Add(1)
+	return s, nil
+}
+
+// Cursor returns where a client should resume to miss nothing that this
+// subscription has not yet returned: the last position returned, stamped
+// now, so a quiet stream's cursor does not age out of the retention window.
+func (s *Subscription) Cursor() threads.EventCursor {
+	c := s.last
+	c.At = s.b.cfg.Now().UnixMicro()
+	return c
+}
+
+// Next returns the next event, waiting for one if none is ready. It
+// returns ErrDropped when the subscriber fell too far behind, the context's
+// error when ctx ends, and store errors during replay.
+func (s *Subscription) Next(ctx context.Context) (*threads.Event, error) {
+	if e := s.resync; e != nil {
+		s.resync = nil
+		return e, nil
+	}
+	for !s.replayed {
+		if len(s.pending) > 0 {
+			return s.take(), nil
+		}
+		page, err := s.b.cfg.Store.ReadEvents(ctx, s.tenant, s.last, s.filter, s.b.cfg.Page)
+		if err != nil {
+			return nil, err
+		}
+		s.pending = page
+		if len(page) < s.b.cfg.Page {
+			// The log is read to its end. Join the tail, then read once
+			// more up to where it took over; its events are deduplicated
+			// by position below.
+			if s.joined {
+				s.replayed = true
+			} else {
+				s.t.join(s)
+				s.joined = true
+			}
+		}
+	}
+	if len(s.pending) > 0 {
+		return s.take(), nil
+	}
+	for {
+		var e *threads.Event
+		select {
+		case e = <-s.live:
+		default:
+			select {
+			case e = <-s.live:
+			case <-s.dropped:
+				return nil, ErrDropped
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if s.last.Before(e.Cursor) {
+			s.last = e.Cursor
+			return e, nil
+		}
+	}
+}
+
+func (s *Subscription) take() *threads.Event {
+	e := s.pending[0]
+	s.pending[0] = nil
+	s.pending = s.pending[1:]
+	s.last = e.Cursor
+	return e
+}
+
+// drop is called by the tail, which has already forgotten s.
+func (s *Subscription) drop() {
+	s.dropOnce.Do(func() {
+		s.b.dropped.Add(1)
+		close(s.dropped)
+	})
+}
+
+// Close ends the subscription.
+func (s *Subscription) Close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.t.leave(s)
+	s.b.release(s.t)
+	s.b.subscribers.Add(-1)
+}
