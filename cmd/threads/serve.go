@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/broker"
 	"github.com/threads-server/threads/internal/server"
 )
 
@@ -26,6 +29,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	format := fs.String("log-format", env("log-format", "text"), "text or json (env THREADS_LOG_FORMAT)")
 	grace := fs.Duration("shutdown-timeout", envDuration("shutdown-timeout", 30*time.Second),
 		"how long to let in-flight requests finish on SIGINT/SIGTERM (env THREADS_SHUTDOWN_TIMEOUT)")
+	retention := fs.Duration("event-retention", envDuration("event-retention", threads.DefaultEventRetention),
+		"how long events stay available for resuming a stream (env THREADS_EVENT_RETENTION)")
+	maxStreams := fs.Int("max-streams-per-key", envInt("max-streams-per-key", server.DefaultMaxStreamsPerKey),
+		"open event streams allowed per API key (env THREADS_MAX_STREAMS_PER_KEY)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -50,7 +57,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	srv := server.HTTPServer(*addr, server.New(server.Config{Store: db, Logger: log}).Handler(), log)
+	events := broker.New(broker.Config{Store: db, Logger: log, Retention: *retention})
+	bctx, stopBroker := context.WithCancel(context.Background())
+	defer stopBroker()
+	go events.Run(bctx, 10*time.Minute)
+	api := server.New(server.Config{Store: db, Logger: log, Broker: events, MaxStreamsPerKey: *maxStreams})
+	srv := server.HTTPServer(*addr, api.Handler(), log)
+	srv.RegisterOnShutdown(api.StopStreams)
 	log.Info("listening", "addr", ln.Addr().String(), "db", dbf.db)
 	if onListen != nil {
 		onListen(ln.Addr().String())
@@ -107,6 +120,13 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(env(name, "")); err == nil {
+		return n
+	}
+	return def
 }
 
 func envDuration(name string, def time.Duration) time.Duration {

@@ -30,35 +30,36 @@ const namespaceHeader = "Micro-Namespace"
 
 // authenticate resolves the tenant a request acts for from its headers:
 // the bearer key's own tenant, or, for an admin key, the tenant named in
-// micro-namespace. A tenant key naming another tenant is FORBIDDEN.
-func (s *Server) authenticate(ctx context.Context, h http.Header) (string, error) {
+// micro-namespace. A tenant key naming another tenant is FORBIDDEN. The
+// key is returned too, for limits that count per key.
+func (s *Server) authenticate(ctx context.Context, h http.Header) (string, *threads.Key, error) {
 	secret, err := threads.ParseBearer(h.Get("Authorization"))
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	hash := threads.HashKey(secret)
 	key, err := s.store.FindKey(ctx, hash)
 	if threads.ErrorCode(err) == threads.ENOTFOUND {
-		return "", threads.Errorf(threads.EUNAUTHORIZED, "invalid API key")
+		return "", nil, threads.Errorf(threads.EUNAUTHORIZED, "invalid API key")
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if !threads.SameHash(key.Hash, hash) {
-		return "", threads.Errorf(threads.EUNAUTHORIZED, "invalid API key")
+		return "", nil, threads.Errorf(threads.EUNAUTHORIZED, "invalid API key")
 	}
 	if key.Revoked() {
-		return "", threads.Errorf(threads.EUNAUTHORIZED, "API key has been revoked")
+		return "", nil, threads.Errorf(threads.EUNAUTHORIZED, "API key has been revoked")
 	}
 	ns := h.Get(namespaceHeader)
 	switch {
 	case ns == "" || ns == key.Tenant:
-		return key.Tenant, nil
+		return key.Tenant, key, nil
 	case !key.Admin:
-		return "", threads.Errorf(threads.EFORBIDDEN, "this key may not act for another namespace")
+		return "", nil, threads.Errorf(threads.EFORBIDDEN, "this key may not act for another namespace")
 	}
 	if err := threads.CheckTenant(ns); err != nil {
-		return "", threads.Errorf(threads.EBADREQUEST, "micro-namespace: %v", err)
+		return "", nil, threads.Errorf(threads.EBADREQUEST, "micro-namespace: %v", err)
 	}
-	return ns, nil
+	return ns, key, nil
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/broker"
 	"github.com/threads-server/threads/internal/postgres/pgtest"
 	"github.com/threads-server/threads/internal/server"
 	"github.com/threads-server/threads/internal/sqlite"
@@ -30,6 +31,9 @@ type testEnv struct {
 	OtherKey string // tenant globex
 	AdminKey string // tenant ops, admin
 	Revoked  string // tenant acme, revoked
+
+	api *server.Server
+	ts  *httptest.Server
 }
 
 // EnvEngine chooses the engine the API suite runs on: "sqlite" (default)
@@ -67,15 +71,18 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+// envOption changes the server's or the broker's configuration.
+type envOption func(*server.Config, *broker.Config)
+
+func newTestEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Helper()
-	st := openStore(t)
-	h := server.New(server.Config{Store: st, Logger: quietLogger()}).Handler()
-	ts := httptest.NewUnstartedServer(h)
-	ts.Config = server.HTTPServer("", h, quietLogger()) // the production timeouts and h2c
-	ts.Start()
-	t.Cleanup(ts.Close)
-	e := &testEnv{t: t, URL: ts.URL, Store: st, Client: ts.Client()}
+	return newTestEnvOn(t, openStore(t), opts...)
+}
+
+// newTestEnvOn serves st; its keys are made anew.
+func newTestEnvOn(t *testing.T, st threads.Store, opts ...envOption) *testEnv {
+	t.Helper()
+	e := serveOn(t, st, opts...)
 	e.Key = e.newKey("acme", false)
 	e.OtherKey = e.newKey("globex", false)
 	e.AdminKey = e.newKey("ops", true)
@@ -88,6 +95,28 @@ func newTestEnv(t *testing.T) *testEnv {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// serveOn starts a server (with a broker for live events) on st.
+func serveOn(t *testing.T, st threads.Store, opts ...envOption) *testEnv {
+	t.Helper()
+	cfg := server.Config{Store: st, Logger: quietLogger()}
+	bcfg := broker.Config{Store: st, Logger: quietLogger()}
+	for _, o := range opts {
+		o(&cfg, &bcfg)
+	}
+	cfg.Broker = broker.New(bcfg)
+	api := server.New(cfg)
+	h := api.Handler()
+	ts := httptest.NewUnstartedServer(h)
+	ts.Config = server.HTTPServer("", h, quietLogger()) // the production timeouts and h2c
+	ts.Config.RegisterOnShutdown(api.StopStreams)
+	ts.Start()
+	t.Cleanup(func() {
+		api.StopStreams()
+		ts.Close()
+	})
+	return &testEnv{t: t, URL: ts.URL, Store: st, Client: ts.Client(), api: api, ts: ts}
 }
 
 func (e *testEnv) newKey(tenant string, admin bool) string {

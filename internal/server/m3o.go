@@ -183,7 +183,7 @@ func (s *Server) serveM3O(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	ctx := r.Context()
-	tenant, err := s.authenticate(ctx, r.Header)
+	tenant, _, err := s.authenticate(ctx, r.Header)
 	var out []byte
 	if err == nil {
 		var body []byte

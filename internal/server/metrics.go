@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/broker"
 )
 
 // metrics are the server's Prometheus series. Labels are bounded: method
@@ -17,7 +18,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, b *broker.Broker) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "threads_requests_total",
@@ -31,6 +32,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	reg.MustRegister(m.requests, m.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if b != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "threads_event_subscribers",
+				Help: "Event streams (SSE and Subscribe) open now.",
+			}, func() float64 { return float64(b.Stats().Subscribers) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "threads_event_subscribers_dropped_total",
+				Help: "Event streams ended because the subscriber fell too far behind.",
+			}, func() float64 { return float64(b.Stats().Dropped) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "threads_events_delivered_total",
+				Help: "Live events handed to subscribers (replayed ones not counted).",
+			}, func() float64 { return float64(b.Stats().Delivered) }),
+		)
+	}
 	return m
 }
 

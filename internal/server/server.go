@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/broker"
 	"github.com/threads-server/threads/internal/gen/threadspb/threadspbconnect"
 )
 
@@ -24,6 +25,16 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the server's metrics; nil makes a private one.
 	Registry *prometheus.Registry
+	// Broker serves live events; nil disables them (UNAVAILABLE).
+	Broker *broker.Broker
+	// MaxStreamsPerKey bounds the open event streams of one key
+	// (default DefaultMaxStreamsPerKey); more is RATE_LIMITED.
+	MaxStreamsPerKey int
+	// Heartbeat is how often an idle stream gets a heartbeat (default
+	// DefaultHeartbeat); StreamLifetime is when a stream is ended for its
+	// client to reconnect and resume (default DefaultStreamLifetime), so
+	// that long-lived connections rebalance across replicas.
+	Heartbeat, StreamLifetime time.Duration
 }
 
 // Server implements threadspbconnect.ThreadsHandler.
@@ -33,20 +44,31 @@ type Server struct {
 	reg     *prometheus.Registry
 	metrics *metrics
 	m3o     map[string]m3oMethod
+
+	broker              *broker.Broker
+	streams             *streams
+	heartbeat, lifetime time.Duration
 }
 
 var _ threadspbconnect.ThreadsHandler = (*Server)(nil)
 
 // New returns a Server over cfg.Store.
 func New(cfg Config) *Server {
-	s := &Server{store: cfg.Store, log: cfg.Logger, reg: cfg.Registry}
+	s := &Server{store: cfg.Store, log: cfg.Logger, reg: cfg.Registry, broker: cfg.Broker,
+		streams: newStreams(cfg.MaxStreamsPerKey), heartbeat: cfg.Heartbeat, lifetime: cfg.StreamLifetime}
+	if s.heartbeat <= 0 {
+		s.heartbeat = DefaultHeartbeat
+	}
+	if s.lifetime <= 0 {
+		s.lifetime = DefaultStreamLifetime
+	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
-	s.metrics = newMetrics(s.reg)
+	s.metrics = newMetrics(s.reg, s.broker)
 	s.m3o = s.m3oMethods()
 	return s
 }
@@ -65,6 +87,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(path, rpc)
 	mux.HandleFunc("/v1/threads/{method}", s.serveM3O)
 	mux.HandleFunc("/threads/Threads/{method}", s.serveM3O)
+	mux.HandleFunc("GET /v1/threads/events", s.serveEvents)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
 	})
@@ -96,7 +119,7 @@ func (s *Server) interceptor() connect.Interceptor {
 			start := time.Now()
 			proc := req.Spec().Procedure
 			method := proc[strings.LastIndexByte(proc, '/')+1:]
-			tenant, err := s.authenticate(ctx, req.Header())
+			tenant, _, err := s.authenticate(ctx, req.Header())
 			var res connect.AnyResponse
 			if err == nil {
 				res, err = next(withTenant(ctx, tenant), req)

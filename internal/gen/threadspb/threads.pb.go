@@ -977,6 +977,144 @@ func (x *RecentMessagesResponse) GetMessages() []*Message {
 	return nil
 }
 
+// Added: what Subscribe follows. At least one of conversation_ids or
+// group_id is required; an event matches either.
+type SubscribeRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	ConversationIds []string               `protobuf:"bytes,1,rep,name=conversation_ids,json=conversationIds,proto3" json:"conversation_ids,omitempty"`
+	GroupId         string                 `protobuf:"bytes,2,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// The cursor of the last event received, to resume after it; empty
+	// means "from now on".
+	After         string `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubscribeRequest) Reset() {
+	*x = SubscribeRequest{}
+	mi := &file_threads_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubscribeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubscribeRequest) ProtoMessage() {}
+
+func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_threads_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
+func (*SubscribeRequest) Descriptor() ([]byte, []int) {
+	return file_threads_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SubscribeRequest) GetConversationIds() []string {
+	if x != nil {
+		return x.ConversationIds
+	}
+	return nil
+}
+
+func (x *SubscribeRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *SubscribeRequest) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+// Added: one change. type is message.created, conversation.created,
+// conversation.updated, conversation.deleted, resync_required (the cursor
+// was older than the retention window: reload, then follow from this
+// event's cursor) or heartbeat (nothing happened; carries a fresh cursor).
+type Event struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Cursor string                 `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	Type   string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// Set for conversation.* events.
+	Conversation *Conversation `protobuf:"bytes,3,opt,name=conversation,proto3" json:"conversation,omitempty"`
+	// Set for message.created.
+	Message       *Message `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_threads_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_threads_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_threads_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Event) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *Event) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Event) GetConversation() *Conversation {
+	if x != nil {
+		return x.Conversation
+	}
+	return nil
+}
+
+func (x *Event) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
 var File_threads_proto protoreflect.FileDescriptor
 
 const file_threads_proto_rawDesc = "" +
@@ -1039,7 +1177,16 @@ const file_threads_proto_rawDesc = "" +
 	"\x10conversation_ids\x18\x01 \x03(\tR\x0fconversationIds\x12Q\n" +
 	"\x16limit_per_conversation\x18\x02 \x01(\v2\x1b.google.protobuf.Int32ValueR\x14limitPerConversation\"F\n" +
 	"\x16RecentMessagesResponse\x12,\n" +
-	"\bmessages\x18\x01 \x03(\v2\x10.threads.MessageR\bmessages2\xcb\x05\n" +
+	"\bmessages\x18\x01 \x03(\v2\x10.threads.MessageR\bmessages\"n\n" +
+	"\x10SubscribeRequest\x12)\n" +
+	"\x10conversation_ids\x18\x01 \x03(\tR\x0fconversationIds\x12\x19\n" +
+	"\bgroup_id\x18\x02 \x01(\tR\agroupId\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\"\x9a\x01\n" +
+	"\x05Event\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x129\n" +
+	"\fconversation\x18\x03 \x01(\v2\x15.threads.ConversationR\fconversation\x12*\n" +
+	"\amessage\x18\x04 \x01(\v2\x10.threads.MessageR\amessage2\x85\x06\n" +
 	"\aThreads\x12]\n" +
 	"\x12CreateConversation\x12\".threads.CreateConversationRequest\x1a#.threads.CreateConversationResponse\x12W\n" +
 	"\x10ReadConversation\x12 .threads.ReadConversationRequest\x1a!.threads.ReadConversationResponse\x12]\n" +
@@ -1048,7 +1195,8 @@ const file_threads_proto_rawDesc = "" +
 	"\x11ListConversations\x12!.threads.ListConversationsRequest\x1a\".threads.ListConversationsResponse\x12N\n" +
 	"\rCreateMessage\x12\x1d.threads.CreateMessageRequest\x1a\x1e.threads.CreateMessageResponse\x12K\n" +
 	"\fListMessages\x12\x1c.threads.ListMessagesRequest\x1a\x1d.threads.ListMessagesResponse\x12Q\n" +
-	"\x0eRecentMessages\x12\x1e.threads.RecentMessagesRequest\x1a\x1f.threads.RecentMessagesResponseB:Z8github.com/threads-server/threads/internal/gen/threadspbb\x06proto3"
+	"\x0eRecentMessages\x12\x1e.threads.RecentMessagesRequest\x1a\x1f.threads.RecentMessagesResponse\x128\n" +
+	"\tSubscribe\x12\x19.threads.SubscribeRequest\x1a\x0e.threads.Event0\x01B:Z8github.com/threads-server/threads/internal/gen/threadspbb\x06proto3"
 
 var (
 	file_threads_proto_rawDescOnce sync.Once
@@ -1062,7 +1210,7 @@ func file_threads_proto_rawDescGZIP() []byte {
 	return file_threads_proto_rawDescData
 }
 
-var file_threads_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_threads_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_threads_proto_goTypes = []any{
 	(*Conversation)(nil),               // 0: threads.Conversation
 	(*Message)(nil),                    // 1: threads.Message
@@ -1082,46 +1230,52 @@ var file_threads_proto_goTypes = []any{
 	(*ListMessagesResponse)(nil),       // 15: threads.ListMessagesResponse
 	(*RecentMessagesRequest)(nil),      // 16: threads.RecentMessagesRequest
 	(*RecentMessagesResponse)(nil),     // 17: threads.RecentMessagesResponse
-	(*timestamppb.Timestamp)(nil),      // 18: google.protobuf.Timestamp
-	(*wrapperspb.StringValue)(nil),     // 19: google.protobuf.StringValue
-	(*wrapperspb.Int32Value)(nil),      // 20: google.protobuf.Int32Value
+	(*SubscribeRequest)(nil),           // 18: threads.SubscribeRequest
+	(*Event)(nil),                      // 19: threads.Event
+	(*timestamppb.Timestamp)(nil),      // 20: google.protobuf.Timestamp
+	(*wrapperspb.StringValue)(nil),     // 21: google.protobuf.StringValue
+	(*wrapperspb.Int32Value)(nil),      // 22: google.protobuf.Int32Value
 }
 var file_threads_proto_depIdxs = []int32{
-	18, // 0: threads.Conversation.created_at:type_name -> google.protobuf.Timestamp
-	18, // 1: threads.Message.sent_at:type_name -> google.protobuf.Timestamp
+	20, // 0: threads.Conversation.created_at:type_name -> google.protobuf.Timestamp
+	20, // 1: threads.Message.sent_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: threads.CreateConversationResponse.conversation:type_name -> threads.Conversation
-	19, // 3: threads.ReadConversationRequest.group_id:type_name -> google.protobuf.StringValue
+	21, // 3: threads.ReadConversationRequest.group_id:type_name -> google.protobuf.StringValue
 	0,  // 4: threads.ReadConversationResponse.conversation:type_name -> threads.Conversation
-	20, // 5: threads.ListConversationsRequest.limit:type_name -> google.protobuf.Int32Value
+	22, // 5: threads.ListConversationsRequest.limit:type_name -> google.protobuf.Int32Value
 	0,  // 6: threads.ListConversationsResponse.conversations:type_name -> threads.Conversation
 	0,  // 7: threads.UpdateConversationResponse.conversation:type_name -> threads.Conversation
 	1,  // 8: threads.CreateMessageResponse.message:type_name -> threads.Message
-	18, // 9: threads.ListMessagesRequest.sent_before:type_name -> google.protobuf.Timestamp
-	20, // 10: threads.ListMessagesRequest.limit:type_name -> google.protobuf.Int32Value
+	20, // 9: threads.ListMessagesRequest.sent_before:type_name -> google.protobuf.Timestamp
+	22, // 10: threads.ListMessagesRequest.limit:type_name -> google.protobuf.Int32Value
 	1,  // 11: threads.ListMessagesResponse.messages:type_name -> threads.Message
-	20, // 12: threads.RecentMessagesRequest.limit_per_conversation:type_name -> google.protobuf.Int32Value
+	22, // 12: threads.RecentMessagesRequest.limit_per_conversation:type_name -> google.protobuf.Int32Value
 	1,  // 13: threads.RecentMessagesResponse.messages:type_name -> threads.Message
-	2,  // 14: threads.Threads.CreateConversation:input_type -> threads.CreateConversationRequest
-	4,  // 15: threads.Threads.ReadConversation:input_type -> threads.ReadConversationRequest
-	8,  // 16: threads.Threads.UpdateConversation:input_type -> threads.UpdateConversationRequest
-	10, // 17: threads.Threads.DeleteConversation:input_type -> threads.DeleteConversationRequest
-	6,  // 18: threads.Threads.ListConversations:input_type -> threads.ListConversationsRequest
-	12, // 19: threads.Threads.CreateMessage:input_type -> threads.CreateMessageRequest
-	14, // 20: threads.Threads.ListMessages:input_type -> threads.ListMessagesRequest
-	16, // 21: threads.Threads.RecentMessages:input_type -> threads.RecentMessagesRequest
-	3,  // 22: threads.Threads.CreateConversation:output_type -> threads.CreateConversationResponse
-	5,  // 23: threads.Threads.ReadConversation:output_type -> threads.ReadConversationResponse
-	9,  // 24: threads.Threads.UpdateConversation:output_type -> threads.UpdateConversationResponse
-	11, // 25: threads.Threads.DeleteConversation:output_type -> threads.DeleteConversationResponse
-	7,  // 26: threads.Threads.ListConversations:output_type -> threads.ListConversationsResponse
-	13, // 27: threads.Threads.CreateMessage:output_type -> threads.CreateMessageResponse
-	15, // 28: threads.Threads.ListMessages:output_type -> threads.ListMessagesResponse
-	17, // 29: threads.Threads.RecentMessages:output_type -> threads.RecentMessagesResponse
-	22, // [22:30] is the sub-list for method output_type
-	14, // [14:22] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	0,  // 14: threads.Event.conversation:type_name -> threads.Conversation
+	1,  // 15: threads.Event.message:type_name -> threads.Message
+	2,  // 16: threads.Threads.CreateConversation:input_type -> threads.CreateConversationRequest
+	4,  // 17: threads.Threads.ReadConversation:input_type -> threads.ReadConversationRequest
+	8,  // 18: threads.Threads.UpdateConversation:input_type -> threads.UpdateConversationRequest
+	10, // 19: threads.Threads.DeleteConversation:input_type -> threads.DeleteConversationRequest
+	6,  // 20: threads.Threads.ListConversations:input_type -> threads.ListConversationsRequest
+	12, // 21: threads.Threads.CreateMessage:input_type -> threads.CreateMessageRequest
+	14, // 22: threads.Threads.ListMessages:input_type -> threads.ListMessagesRequest
+	16, // 23: threads.Threads.RecentMessages:input_type -> threads.RecentMessagesRequest
+	18, // 24: threads.Threads.Subscribe:input_type -> threads.SubscribeRequest
+	3,  // 25: threads.Threads.CreateConversation:output_type -> threads.CreateConversationResponse
+	5,  // 26: threads.Threads.ReadConversation:output_type -> threads.ReadConversationResponse
+	9,  // 27: threads.Threads.UpdateConversation:output_type -> threads.UpdateConversationResponse
+	11, // 28: threads.Threads.DeleteConversation:output_type -> threads.DeleteConversationResponse
+	7,  // 29: threads.Threads.ListConversations:output_type -> threads.ListConversationsResponse
+	13, // 30: threads.Threads.CreateMessage:output_type -> threads.CreateMessageResponse
+	15, // 31: threads.Threads.ListMessages:output_type -> threads.ListMessagesResponse
+	17, // 32: threads.Threads.RecentMessages:output_type -> threads.RecentMessagesResponse
+	19, // 33: threads.Threads.Subscribe:output_type -> threads.Event
+	25, // [25:34] is the sub-list for method output_type
+	16, // [16:25] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_threads_proto_init() }
@@ -1135,7 +1289,7 @@ func file_threads_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_threads_proto_rawDesc), len(file_threads_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -60,6 +60,8 @@ const (
 	ThreadsListMessagesProcedure = "/threads.Threads/ListMessages"
 	// ThreadsRecentMessagesProcedure is the fully-qualified name of the Threads's RecentMessages RPC.
 	ThreadsRecentMessagesProcedure = "/threads.Threads/RecentMessages"
+	// ThreadsSubscribeProcedure is the fully-qualified name of the Threads's Subscribe RPC.
+	ThreadsSubscribeProcedure = "/threads.Threads/Subscribe"
 )
 
 // ThreadsClient is a client for the threads.Threads service.
@@ -83,6 +85,11 @@ type ThreadsClient interface {
 	// most messages retrieved per conversation is 25, however this can be overriden using the
 	// limit_per_conversation option
 	RecentMessages(context.Context, *connect.Request[threadspb.RecentMessagesRequest]) (*connect.Response[threadspb.RecentMessagesResponse], error)
+	// Added: follow a group's or some conversations' events live. With a
+	// cursor (after), every event after it is replayed first, in order,
+	// exactly once; then live events follow with no gap and no duplicate.
+	// The same stream as GET /v1/threads/events (Server-Sent Events).
+	Subscribe(context.Context, *connect.Request[threadspb.SubscribeRequest]) (*connect.ServerStreamForClient[threadspb.Event], error)
 }
 
 // NewThreadsClient constructs a client for the threads.Threads service. By default, it uses the
@@ -144,6 +151,12 @@ func NewThreadsClient(httpClient connect.HTTPClient, baseURL string, opts ...con
 			connect.WithSchema(threadsMethods.ByName("RecentMessages")),
 			connect.WithClientOptions(opts...),
 		),
+		subscribe: connect.NewClient[threadspb.SubscribeRequest, threadspb.Event](
+			httpClient,
+			baseURL+ThreadsSubscribeProcedure,
+			connect.WithSchema(threadsMethods.ByName("Subscribe")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -157,6 +170,7 @@ type threadsClient struct {
 	createMessage      *connect.Client[threadspb.CreateMessageRequest, threadspb.CreateMessageResponse]
 	listMessages       *connect.Client[threadspb.ListMessagesRequest, threadspb.ListMessagesResponse]
 	recentMessages     *connect.Client[threadspb.RecentMessagesRequest, threadspb.RecentMessagesResponse]
+	subscribe          *connect.Client[threadspb.SubscribeRequest, threadspb.Event]
 }
 
 // CreateConversation calls threads.Threads.CreateConversation.
@@ -199,6 +213,11 @@ func (c *threadsClient) RecentMessages(ctx context.Context, req *connect.Request
 	return c.recentMessages.CallUnary(ctx, req)
 }
 
+// Subscribe calls threads.Threads.Subscribe.
+func (c *threadsClient) Subscribe(ctx context.Context, req *connect.Request[threadspb.SubscribeRequest]) (*connect.ServerStreamForClient[threadspb.Event], error) {
+	return c.subscribe.CallServerStream(ctx, req)
+}
+
 // ThreadsHandler is an implementation of the threads.Threads service.
 type ThreadsHandler interface {
 	// Create a conversation
@@ -220,6 +239,11 @@ type ThreadsHandler interface {
 	// most messages retrieved per conversation is 25, however this can be overriden using the
 	// limit_per_conversation option
 	RecentMessages(context.Context, *connect.Request[threadspb.RecentMessagesRequest]) (*connect.Response[threadspb.RecentMessagesResponse], error)
+	// Added: follow a group's or some conversations' events live. With a
+	// cursor (after), every event after it is replayed first, in order,
+	// exactly once; then live events follow with no gap and no duplicate.
+	// The same stream as GET /v1/threads/events (Server-Sent Events).
+	Subscribe(context.Context, *connect.Request[threadspb.SubscribeRequest], *connect.ServerStream[threadspb.Event]) error
 }
 
 // NewThreadsHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -277,6 +301,12 @@ func NewThreadsHandler(svc ThreadsHandler, opts ...connect.HandlerOption) (strin
 		connect.WithSchema(threadsMethods.ByName("RecentMessages")),
 		connect.WithHandlerOptions(opts...),
 	)
+	threadsSubscribeHandler := connect.NewServerStreamHandler(
+		ThreadsSubscribeProcedure,
+		svc.Subscribe,
+		connect.WithSchema(threadsMethods.ByName("Subscribe")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/threads.Threads/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ThreadsCreateConversationProcedure:
@@ -295,6 +325,8 @@ func NewThreadsHandler(svc ThreadsHandler, opts ...connect.HandlerOption) (strin
 			threadsListMessagesHandler.ServeHTTP(w, r)
 		case ThreadsRecentMessagesProcedure:
 			threadsRecentMessagesHandler.ServeHTTP(w, r)
+		case ThreadsSubscribeProcedure:
+			threadsSubscribeHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -334,4 +366,8 @@ func (UnimplementedThreadsHandler) ListMessages(context.Context, *connect.Reques
 
 func (UnimplementedThreadsHandler) RecentMessages(context.Context, *connect.Request[threadspb.RecentMessagesRequest]) (*connect.Response[threadspb.RecentMessagesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("threads.Threads.RecentMessages is not implemented"))
+}
+
+func (UnimplementedThreadsHandler) Subscribe(context.Context, *connect.Request[threadspb.SubscribeRequest], *connect.ServerStream[threadspb.Event]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("threads.Threads.Subscribe is not implemented"))
 }

@@ -1,0 +1,127 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/broker"
+	pb "github.com/threads-server/threads/internal/gen/threadspb"
+)
+
+// serveEvents is GET /v1/threads/events: the subscription as Server-Sent
+// Events (DESIGN §4). Filters are query parameters (conversation_id,
+// repeatable; group_id); the cursor is the Last-Event-ID header, which
+// browsers' EventSource sends by itself when it reconnects, or ?after=.
+func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	q := r.URL.Query()
+	after := r.Header.Get("Last-Event-ID")
+	if after == "" {
+		after = q.Get("after")
+	}
+	st, err := s.openStream(r.Context(), r.Header, q["conversation_id"], q.Get("group_id"), after)
+	if e := s.finish(r.Context(), "Subscribe", "sse", start, err); e != nil {
+		writeError(w, e)
+		return
+	}
+	defer st.close()
+
+	rc := http.NewResponseController(w)
+	// The server's read and write timeouts are for requests; a stream
+	// lives longer. Reads are done; each write gets its own deadline.
+	rc.SetReadDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+
+	// First a cursor, so that a client that drops before any event still
+	// resumes from here rather than from "now" at its reconnection.
+	buf := make([]byte, 0, 1024)
+	buf = append(buf, "retry: 2000\nid: "...)
+	buf = append(buf, st.Cursor().Token()...)
+	buf = append(buf, "\n\n"...)
+	for {
+		if err := s.writeStream(w, rc, buf); err != nil {
+			return
+		}
+		e, err := st.next(s.heartbeat)
+		if err != nil {
+			s.endStream(r.Context(), err)
+			return
+		}
+		buf = appendSSE(buf[:0], e)
+	}
+}
+
+// appendSSE renders one event. A heartbeat is a comment and an id with no
+// data: EventSource updates its Last-Event-ID without firing an event.
+func appendSSE(b []byte, e *threads.Event) []byte {
+	if e.Type == eventHeartbeat {
+		b = append(b, ": heartbeat\nid: "...)
+		b = append(b, e.Cursor.Token()...)
+		return append(b, "\n\n"...)
+	}
+	pe := pbEvent(e)
+	b = append(b, "id: "...)
+	b = append(b, pe.Cursor...)
+	b = append(b, "\nevent: "...)
+	b = append(b, pe.Type...)
+	b = append(b, "\ndata: "...)
+	b = appendEvent(b, pe) // one line: appendString escapes newlines
+	return append(b, "\n\n"...)
+}
+
+func (s *Server) writeStream(w http.ResponseWriter, rc *http.ResponseController, b []byte) error {
+	rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	return rc.Flush()
+}
+
+// endStream logs why a stream ended when the operator should know.
+func (s *Server) endStream(ctx context.Context, err error) {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, broker.ErrDropped):
+		logFrom(ctx, s.log).Info("event stream dropped: subscriber too slow")
+	default:
+		logFrom(ctx, s.log).Warn("event stream ended", "err", err)
+	}
+}
+
+// Subscribe is the same subscription as a server-streaming RPC. Streaming
+// calls bypass the unary interceptor, so it authenticates through
+// openStream like the SSE route.
+func (s *Server) Subscribe(ctx context.Context, req *connect.Request[pb.SubscribeRequest], out *connect.ServerStream[pb.Event]) error {
+	start := time.Now()
+	st, err := s.openStream(ctx, req.Header(), req.Msg.GetConversationIds(), req.Msg.GetGroupId(), req.Msg.GetAfter())
+	if e := s.finish(ctx, "Subscribe", req.Peer().Protocol, start, err); e != nil {
+		return connectError(e)
+	}
+	defer st.close()
+	// Like the SSE stream, start with a cursor to resume from.
+	first := &threads.Event{Type: eventHeartbeat, Cursor: st.Cursor()}
+	if err := out.Send(pbEvent(first)); err != nil {
+		return err
+	}
+	for {
+		e, err := st.next(s.heartbeat)
+		if err != nil {
+			s.endStream(ctx, err)
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return nil
+			}
+			return connectError(domainError(err))
+		}
+		if err := out.Send(pbEvent(e)); err != nil {
+			return err
+		}
+	}
+}
