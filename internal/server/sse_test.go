@@ -27,7 +27,7 @@ func TestEventsLive(t *testing.T) {
 
 	conv := e.post("CreateConversation", e.Key, map[string]any{"group_id": "g1", "topic": "t"})
 	id := conv.ok(t)["conversation"].(map[string]any)["id"].(string)
-	e.createConversation(e.Key, "g2", "another group")     // not selected
+	e.createConversation(e.Key, "g2", "another group")       // not selected
 	e.createConversation(e.OtherKey, "g1", "another tenant") // not selected
 	msg := e.post("CreateMessage", e.Key, map[string]any{"conversation_id": id, "author_id": "ann", "text": "hi\nthere"})
 	retry := e.post("CreateMessage", e.Key, map[string]any{"id": msg.ok(t)["message"].(map[string]any)["id"],
