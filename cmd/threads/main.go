@@ -5,6 +5,7 @@
 //	threads keys list
 //	threads keys revoke KEY_ID
 //	threads migrate
+//	threads watch --key KEY (--group G | --conversation C ...) [--url URL] [--after CURSOR]
 //
 // Every flag has a THREADS_* environment variable; a flag beats the
 // environment, which beats the default. This is the only package where
@@ -37,6 +38,7 @@ Usage:
   threads keys list                                           list keys (never their secrets)
   threads keys revoke KEY_ID                                  revoke a key
   threads migrate                                             apply database migrations
+  threads watch --key KEY (--group G | --conversation C ...)  follow events live, one JSON line each
 
 Run "threads COMMAND -h" for a command's flags.
 `
@@ -56,6 +58,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runKeys(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		err = runMigrate(ctx, args[1:], stdout, stderr)
+	case "watch":
+		err = runWatch(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
