@@ -68,6 +68,9 @@ type stream struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	close  func()
+	// stillValid is checked at each heartbeat, so a stream opened with a
+	// key that is revoked since ends within one heartbeat interval.
+	stillValid func(context.Context) error
 }
 
 // openStream authenticates, validates the filters and the cursor, counts
@@ -109,6 +112,17 @@ func (s *Server) openStream(ctx context.Context, h http.Header, convIDs []string
 		cancel()
 		sub.Close()
 		s.streams.release(key.ID)
+	}, stillValid: func(ctx context.Context) error {
+		k, err := s.store.FindKey(ctx, key.Hash)
+		switch {
+		case threads.ErrorCode(err) == threads.ENOTFOUND || err == nil && k.Revoked():
+			return threads.Errorf(threads.EUNAUTHORIZED, "API key has been revoked")
+		case err != nil:
+			// The database is away: keep the stream; it delivers nothing
+			// new until the database is back anyway.
+			return nil
+		}
+		return nil
 	}}, nil
 }
 
@@ -120,6 +134,9 @@ func (st *stream) next(heartbeat time.Duration) (*threads.Event, error) {
 	defer cancel()
 	e, err := st.Next(ctx)
 	if err != nil && st.ctx.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if err := st.stillValid(st.ctx); err != nil {
+			return nil, err
+		}
 		return &threads.Event{Type: eventHeartbeat, Cursor: st.Cursor()}, nil
 	}
 	return e, err

@@ -2,13 +2,20 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/broker"
+	"github.com/threads-server/threads/internal/server"
 	"github.com/threads-server/threads/internal/sqlite"
 )
 
@@ -59,12 +66,19 @@ func TestEventsResume(t *testing.T) {
 // messageIDsOldestFirst pages the whole conversation back through the API.
 func messageIDsOldestFirst(t *testing.T, e *testEnv, conv string) []string {
 	t.Helper()
-	ms := decodeField[[]apiMessage](t, e.post("ListMessages", e.Key,
-		map[string]any{"conversation_id": conv, "limit": 200}), "messages")
-	ids := make([]string, len(ms))
-	for i, m := range ms {
-		ids[len(ms)-1-i] = m.ID
+	var ids []string
+	body := map[string]any{"conversation_id": conv, "limit": 200}
+	for {
+		ms := decodeField[[]apiMessage](t, e.post("ListMessages", e.Key, body), "messages")
+		if len(ms) == 0 {
+			break
+		}
+		for _, m := range ms {
+			ids = append(ids, m.ID)
+		}
+		body["sent_before"] = ms[len(ms)-1].SentAt
 	}
+	slices.Reverse(ids)
 	return ids
 }
 
@@ -113,5 +127,50 @@ func TestEventsResumeAcrossRestart(t *testing.T) {
 	}
 	if diff := cmp.Diff(want[1:], got); diff != "" {
 		t.Errorf("after the restart (-want +got):\n%s", diff)
+	}
+}
+
+// TestEventsSlowSubscriber: a subscriber that stops reading is dropped
+// when its buffer fills instead of holding up writers; the drop is
+// counted; it resumes from its last cursor and misses nothing.
+func TestEventsSlowSubscriber(t *testing.T) {
+	e := newTestEnv(t, func(_ *server.Config, b *broker.Config) { b.Buffer = 4 })
+	conv := e.createConversation(e.Key, "g", "slow")["id"].(string)
+	slow := e.mustSubscribe(t, e.Key, "group_id=g", "")
+	// Enough large messages to fill the socket buffers between the
+	// server and the unread client, then the broker's buffer of 4.
+	text := strings.Repeat("x", threads.MaxTextBytes-16)
+	const n = 400
+	for i := range n {
+		e.createMessage(e.Key, conv, "ann", fmt.Sprintf("%04d%s", i, text))
+	}
+	var got []string
+	for {
+		ev, err := slow.r.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("the slow stream did not end by the server's hand: %v", err)
+			}
+			break
+		}
+		var d struct{ Message apiMessage }
+		if err := json.Unmarshal([]byte(ev.Data), &d); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, d.Message.ID)
+	}
+	if len(got) == n {
+		t.Fatal("the slow subscriber received everything: it was never dropped")
+	}
+	metrics := e.do("GET", "/metrics", "", nil)
+	if !strings.Contains(string(metrics.Raw), "threads_event_subscribers_dropped_total 1\n") {
+		t.Errorf("the drop is not counted in /metrics")
+	}
+	resumed := e.mustSubscribe(t, e.Key, "group_id=g", slow.lastID())
+	for len(got) < n {
+		got = append(got, resumed.next().Data.Message.ID)
+	}
+	if diff := cmp.Diff(messageIDsOldestFirst(t, e, conv), got); diff != "" {
+		t.Errorf("dropped then resumed (-want +got):\n%s", diff)
 	}
 }

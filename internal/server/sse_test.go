@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"testing"
@@ -212,5 +214,37 @@ func TestEventsFirstCursor(t *testing.T) {
 	s := e.mustSubscribe(t, e.Key, "group_id=g", cursor)
 	if ev := s.next(); ev.Data.Conversation == nil || ev.Data.Conversation.ID != missed {
 		t.Fatalf("got %s, want the conversation created while away", ev.Raw)
+	}
+}
+
+// TestEventsRevokedKey: revoking a key ends its open streams within a
+// heartbeat interval, and it cannot open new ones.
+func TestEventsRevokedKey(t *testing.T) {
+	e := newTestEnv(t, func(c *server.Config, _ *broker.Config) { c.Heartbeat = 20 * time.Millisecond })
+	k, secret, err := threads.NewKey("acme", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Store.CreateKey(t.Context(), k); err != nil {
+		t.Fatal(err)
+	}
+	s := e.mustSubscribe(t, secret, "group_id=g", "")
+	if err := e.Store.RevokeKey(t.Context(), k.ID); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := s.r.Next()
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, io.EOF) {
+			t.Fatalf("the stream did not end by the server's hand: %v", err)
+		}
+		break
+	}
+	if c, res := e.subscribe(t, secret, "group_id=g", ""); c == nil {
+		res.wantError(t, threads.EUNAUTHORIZED, http.StatusUnauthorized)
+	} else {
+		t.Fatal("a revoked key opened a stream")
 	}
 }
