@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
