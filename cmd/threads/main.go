@@ -98,6 +98,27 @@ func env(name, def string) string {
 	return def
 }
 
+// checkEnv applies THREADS_* variables to the flags not given on the
+// command line through the flags' own parsers, so that a malformed value
+// (THREADS_SHUTDOWN_TIMEOUT=30) is an error rather than silently the
+// default.
+func checkEnv(fs *flag.FlagSet) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "THREADS_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v, ok := os.LookupEnv(name)
+		if given[f.Name] || !ok || err != nil {
+			return
+		}
+		if e := fs.Set(f.Name, v); e != nil {
+			err = fmt.Errorf("%s=%q: %v", name, v, e)
+		}
+	})
+	return err
+}
+
 // parse parses flags that may come before or after positional arguments
 // ("keys create acme --admin") and returns the positional ones.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
@@ -111,10 +132,10 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			return pos, nil
+			return pos, checkEnv(fs)
 		}
 		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
+			return append(pos, args[1:]...), checkEnv(fs)
 		}
 		pos = append(pos, args[0])
 		args = args[1:]

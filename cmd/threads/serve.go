@@ -33,6 +33,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"how long events stay available for resuming a stream (env THREADS_EVENT_RETENTION)")
 	maxStreams := fs.Int("max-streams-per-key", envInt("max-streams-per-key", server.DefaultMaxStreamsPerKey),
 		"open event streams allowed per API key (env THREADS_MAX_STREAMS_PER_KEY)")
+	reqTimeout := fs.Duration("request-timeout", envDuration("request-timeout", server.DefaultRequestTimeout),
+		"longest an API call may take before it answers UNAVAILABLE (env THREADS_REQUEST_TIMEOUT)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -61,10 +63,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	bctx, stopBroker := context.WithCancel(context.Background())
 	defer stopBroker()
 	go events.Run(bctx, 10*time.Minute)
-	api := server.New(server.Config{Store: db, Logger: log, Broker: events, MaxStreamsPerKey: *maxStreams})
+	api := server.New(server.Config{Store: db, Logger: log, Broker: events, MaxStreamsPerKey: *maxStreams,
+		RequestTimeout: *reqTimeout})
 	srv := server.HTTPServer(*addr, api.Handler(), log)
 	srv.RegisterOnShutdown(api.StopStreams)
-	log.Info("listening", "addr", ln.Addr().String(), "db", dbf.db)
+	log.Info("listening", "addr", ln.Addr().String(), "db", dbf.display())
 	if onListen != nil {
 		onListen(ln.Addr().String())
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 
 	"github.com/threads-server/threads"
@@ -25,6 +26,15 @@ func (f *dbFlags) register(fs *flag.FlagSet) {
 		"SQLite synchronous pragma: FULL (a 200 survives power loss) or NORMAL (survives a crash of the process) (env THREADS_SQLITE_SYNCHRONOUS)")
 }
 
+// display is the database for logs and errors: a URL with its password
+// replaced by "xxxxx", so credentials never reach a log.
+func (f *dbFlags) display() string {
+	if u, err := url.Parse(f.db); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return f.db
+}
+
 // store is what the commands need beyond threads.Store.
 type store interface {
 	threads.Store
@@ -41,7 +51,7 @@ func (f *dbFlags) open(ctx context.Context, log *slog.Logger) (store, error) {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		dsn = strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//")
 	case strings.Contains(dsn, "://"):
-		return nil, fmt.Errorf("--db: unknown database URL scheme in %q", dsn)
+		return nil, fmt.Errorf("--db: unknown database URL scheme in %q", f.display())
 	}
 	return sqlite.Open(ctx, dsn, sqlite.Options{Synchronous: strings.ToUpper(f.sqliteSync), Logger: log})
 }

@@ -182,7 +182,8 @@ func (s *Server) serveM3O(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	ctx := r.Context()
+	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
+	defer cancel()
 	tenant, _, err := s.authenticate(ctx, r.Header)
 	var out []byte
 	if err == nil {

@@ -35,7 +35,15 @@ type Config struct {
 	// client to reconnect and resume (default DefaultStreamLifetime), so
 	// that long-lived connections rebalance across replicas.
 	Heartbeat, StreamLifetime time.Duration
+	// RequestTimeout bounds one API call (default DefaultRequestTimeout):
+	// past it the call answers UNAVAILABLE. It is what makes a request
+	// fail when the database is cut off without a word (a silent network
+	// partition), where no error would ever come back.
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout is Config.RequestTimeout's default.
+const DefaultRequestTimeout = 10 * time.Second
 
 // Server implements threadspbconnect.ThreadsHandler.
 type Server struct {
@@ -48,6 +56,7 @@ type Server struct {
 	broker              *broker.Broker
 	streams             *streams
 	heartbeat, lifetime time.Duration
+	requestTimeout      time.Duration
 }
 
 var _ threadspbconnect.ThreadsHandler = (*Server)(nil)
@@ -61,6 +70,9 @@ func New(cfg Config) *Server {
 	}
 	if s.lifetime <= 0 {
 		s.lifetime = DefaultStreamLifetime
+	}
+	if s.requestTimeout = cfg.RequestTimeout; s.requestTimeout <= 0 {
+		s.requestTimeout = DefaultRequestTimeout
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -117,6 +129,8 @@ func (s *Server) interceptor() connect.Interceptor {
 	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 			start := time.Now()
+			ctx, cancel := context.WithTimeout(ctx, s.requestTimeout)
+			defer cancel()
 			proc := req.Spec().Procedure
 			method := proc[strings.LastIndexByte(proc, '/')+1:]
 			tenant, _, err := s.authenticate(ctx, req.Header())
