@@ -225,10 +225,34 @@ func TestServePostgres(t *testing.T) {
 		t.Fatalf("CreateConversation on PostgreSQL: %d %s", code, body)
 	}
 	code, out, _ := run(t, "migrate", "--db", url)
-	if code != 0 || !strings.Contains(out, "schema at version 1 (0 migrations applied now)") {
+	if code != 0 || !strings.Contains(out, "schema at version 2 (0 migrations applied now)") {
 		t.Fatalf("migrate on PostgreSQL: exit %d %q", code, out)
 	}
 	if code, out, _ := run(t, "keys", "list", "--db", url); code != 0 || !strings.Contains(out, "default") {
 		t.Fatalf("keys list on PostgreSQL: exit %d %q", code, out)
+	}
+}
+
+// TestEnvValidated: a malformed THREADS_* value is an error naming the
+// variable, not silently the default.
+func TestEnvValidated(t *testing.T) {
+	t.Setenv("THREADS_SHUTDOWN_TIMEOUT", "30")
+	code, _, errs := run(t, "serve", "--db", filepath.Join(t.TempDir(), "threads.db"), "--addr", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(errs, "THREADS_SHUTDOWN_TIMEOUT") {
+		t.Fatalf("exit %d, stderr %q: want an error naming THREADS_SHUTDOWN_TIMEOUT", code, errs)
+	}
+}
+
+// TestPasswordNotShown: a database password never reaches the output.
+func TestPasswordNotShown(t *testing.T) {
+	// What serve logs as the database.
+	if d := (&dbFlags{db: "postgres://u:s3cret-pw@h:5432/x?sslmode=require"}).display(); strings.Contains(d, "s3cret-pw") || !strings.Contains(d, "u:xxxxx@h:5432") {
+		t.Errorf("display() = %q", d)
+	}
+	for _, db := range []string{"postgres://u:s3cret-pw@127.0.0.1:1/x?connect_timeout=1", "mysql://u:s3cret-pw@h/x"} {
+		_, out, errs := run(t, "migrate", "--db", db)
+		if strings.Contains(out+errs, "s3cret-pw") {
+			t.Errorf("%s: the password is shown: %s%s", db, out, errs)
+		}
 	}
 }
