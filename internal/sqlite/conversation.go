@@ -29,17 +29,24 @@ const (
 		SELECT sent_at FROM messages WHERE tenant_id = ?1 AND conversation_id = ?2 LIMIT ?3)`
 )
 
+// CreateConversation writes the conversation and its conversation.created
+// event in one transaction; c is updated only once both are committed.
 func (db *DB) CreateConversation(ctx context.Context, tenant string, c *threads.Conversation) error {
-	created := db.now()
+	created := *c
+	created.CreatedAt = threads.FromMicros(db.now())
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO conversations (tenant_id, id, group_id, topic, created_at) VALUES (?, ?, ?, ?, ?)`,
-			tenant, c.ID, c.GroupID, c.Topic, created)
-		return err
+			tenant, c.ID, c.GroupID, c.Topic, threads.Micros(created.CreatedAt))
+		if err != nil {
+			return err
+		}
+		return db.insertEvent(ctx, tx, tenant, threads.NewConversationEvent(threads.EventConversationCreated, &created))
 	})
 	if err != nil {
 		return err
 	}
-	c.CreatedAt = threads.FromMicros(created)
+	db.notify(tenant)
+	c.CreatedAt = created.CreatedAt
 	return nil
 }
 
@@ -61,31 +68,43 @@ func (db *DB) UpdateConversation(ctx context.Context, tenant, id, topic string) 
 		c, err = scanConversation(tx.QueryRowContext(ctx,
 			`UPDATE conversations SET topic = ? WHERE tenant_id = ? AND id = ? RETURNING id, group_id, topic, created_at`,
 			topic, tenant, id))
-		return err
+		if err != nil {
+			return err
+		}
+		return db.insertEvent(ctx, tx, tenant, threads.NewConversationEvent(threads.EventConversationUpdated, c))
 	})
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	db.notify(tenant)
+	return c, nil
 }
 
 // DeleteConversation removes the conversation row and records a tombstone
 // in one small transaction (from then on the conversation is NOT_FOUND and
 // takes no messages), then removes its messages in batches. If the process
-// stops half way, the tombstone makes the next start finish the job.
+// stops half way, the tombstone makes the next start finish the job. The
+// conversation.deleted event carries the conversation as it was, and is
+// committed with the delete, not after the purge: the messages are gone
+// for every reader from that moment.
 func (db *DB) DeleteConversation(ctx context.Context, tenant, id string) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM conversations WHERE tenant_id = ? AND id = ?`, tenant, id)
+		c, err := scanConversation(tx.QueryRowContext(ctx,
+			`DELETE FROM conversations WHERE tenant_id = ? AND id = ? RETURNING id, group_id, topic, created_at`, tenant, id))
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return threads.ErrConversationNotFound
-		}
 		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO deleted_conversations (tenant_id, id, deleted_at) VALUES (?, ?, ?)`,
 			tenant, id, db.now())
-		return err
+		if err != nil {
+			return err
+		}
+		return db.insertEvent(ctx, tx, tenant, threads.NewConversationEvent(threads.EventConversationDeleted, c))
 	})
 	if err != nil {
 		return err
 	}
+	db.notify(tenant)
 	// The conversation is gone for every reader already; the purge goes on
 	// even if the client hangs up, and the sweep retries it on failure.
 	return db.purge(context.WithoutCancel(ctx), tenant, id)

@@ -47,6 +47,8 @@ type DB struct {
 	wg     sync.WaitGroup
 
 	migrated int // migrations applied by Open
+
+	listeners listeners // OnEvents callbacks; see event.go
 }
 
 var _ threads.Store = (*DB)(nil)

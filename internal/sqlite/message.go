@@ -17,9 +17,10 @@ const (
 	// sqlMessageByID is the idempotency lookup: one probe of messages_by_id.
 	sqlMessageByID = `SELECT conversation_id, id, author_id, text, sent_at, seq FROM messages WHERE tenant_id = ? AND id = ?`
 	// sqlAdvanceCounter takes the conversation's next seq and sent_at: one
-	// primary-key lookup, under the write lock.
+	// primary-key lookup, under the write lock. It also returns the group,
+	// which the message.created event carries.
 	sqlAdvanceCounter = `UPDATE conversations SET last_seq = last_seq + 1, last_sent_at = max(last_sent_at + 1, ?)
-		WHERE tenant_id = ? AND id = ? RETURNING last_seq, last_sent_at`
+		WHERE tenant_id = ? AND id = ? RETURNING last_seq, last_sent_at, group_id`
 	// sqlListMessages is one backward range scan of the messages primary key.
 	sqlListMessages = `SELECT conversation_id, id, author_id, text, sent_at, seq FROM messages
 		WHERE tenant_id = ?1 AND conversation_id = ?2 AND sent_at < ?3
@@ -27,25 +28,36 @@ const (
 		ORDER BY sent_at DESC LIMIT ?4`
 )
 
+// CreateMessage stores the message and its message.created event in one
+// transaction. A retry that returns the stored message writes no event:
+// subscribers saw the message when it was first created.
 func (db *DB) CreateMessage(ctx context.Context, tenant string, m *threads.Message) (*threads.Message, error) {
 	var out *threads.Message
+	var created bool
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = db.createMessage(ctx, tx, tenant, m)
+		out, created, err = db.createMessage(ctx, tx, tenant, m)
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		db.notify(tenant)
+	}
+	return out, nil
 }
 
 // createMessage does CreateMessage's work inside the writer's transaction,
 // which SQLite serializes: the id check, the counter and the insert cannot
-// interleave with another writer's.
-func (db *DB) createMessage(ctx context.Context, tx *sql.Tx, tenant string, m *threads.Message) (*threads.Message, error) {
+// interleave with another writer's. created reports whether a new message
+// (and its event) was written.
+func (db *DB) createMessage(ctx context.Context, tx *sql.Tx, tenant string, m *threads.Message) (_ *threads.Message, created bool, err error) {
 	stored, err := scanMessage(tx.QueryRowContext(ctx, sqlMessageByID, tenant, m.ID))
 	switch {
 	case err == nil:
 		if !m.SameContent(stored) {
-			return nil, threads.ErrMessageConflict(m.ID)
+			return nil, false, threads.ErrMessageConflict(m.ID)
 		}
 		// A retry of a message whose conversation has since been deleted
 		// (and is being purged) finds no conversation, as a new one would.
@@ -53,29 +65,33 @@ func (db *DB) createMessage(ctx context.Context, tx *sql.Tx, tenant string, m *t
 		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?`,
 			tenant, m.ConversationID).Scan(&one); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
-				return nil, threads.ErrConversationNotFound
+				return nil, false, threads.ErrConversationNotFound
 			}
-			return nil, err
+			return nil, false, err
 		}
-		return stored, nil
+		return stored, false, nil
 	case !errors.Is(err, sql.ErrNoRows):
-		return nil, err
+		return nil, false, err
 	}
 	out := *m
 	var sentAt int64
-	err = tx.QueryRowContext(ctx, sqlAdvanceCounter, db.now(), tenant, m.ConversationID).Scan(&out.Seq, &sentAt)
+	var groupID string
+	err = tx.QueryRowContext(ctx, sqlAdvanceCounter, db.now(), tenant, m.ConversationID).Scan(&out.Seq, &sentAt, &groupID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, threads.ErrConversationNotFound
+		return nil, false, threads.ErrConversationNotFound
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO messages (tenant_id, conversation_id, sent_at, seq, id, author_id, text)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, tenant, m.ConversationID, sentAt, out.Seq, m.ID, m.AuthorID, m.Text); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	out.SentAt = threads.FromMicros(sentAt)
-	return &out, nil
+	if err := db.insertEvent(ctx, tx, tenant, threads.NewMessageEvent(groupID, &out)); err != nil {
+		return nil, false, err
+	}
+	return &out, true, nil
 }
 
 // ListMessages reads one page in one query. The EXISTS clause hides the
