@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) threads.Store) {
 		{"Delete", deleteTests},
 		{"Tenant", tenantTests},
 		{"Key", keyTests},
+		{"Event", eventTests},
 		{"Ping", []leaf{{"Nil", testPing}}},
 	}
 	for _, g := range groups {
