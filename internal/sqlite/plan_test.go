@@ -73,6 +73,60 @@ var planCases = []planCase{
 		want:  []string{"SEARCH keys USING INDEX keys_by_hash (hash=?)"},
 	},
 	{
+		name:  "ReadEvents",
+		query: sqlReadEvents,
+		args:  []any{"tenant", int64(0), 100},
+		want:  []string{"SEARCH events USING PRIMARY KEY (tenant_id=? AND pos>?)"},
+		paged: true,
+	},
+	{
+		name:  "ReadEvents(group)",
+		query: filteredEventsQuery(true, 0),
+		args:  []any{"tenant", int64(0), 100, "group"},
+		want: []string{
+			"SEARCH events USING PRIMARY KEY (tenant_id=? AND pos=?)",
+			"SEARCH events USING COVERING INDEX events_by_group (tenant_id=? AND group_id=? AND pos>?)",
+		},
+		paged: true,
+	},
+	{
+		name:  "ReadEvents(3 conversations)",
+		query: filteredEventsQuery(false, 3),
+		args:  []any{"tenant", int64(0), 100, "", "a", "b", "c"},
+		want: []string{
+			"SEARCH events USING PRIMARY KEY (tenant_id=? AND pos=?)",
+			"COMPOUND QUERY",
+			"SEARCH events USING COVERING INDEX events_by_conversation (tenant_id=? AND conversation_id=? AND pos>?)",
+		},
+		paged: true,
+	},
+	{
+		name:  "ReadEvents(group and 100 conversations)",
+		query: filteredEventsQuery(true, 100),
+		args:  eventArgs(100),
+		want: []string{
+			"SEARCH events USING PRIMARY KEY (tenant_id=? AND pos=?)",
+			"SEARCH events USING COVERING INDEX events_by_group (tenant_id=? AND group_id=? AND pos>?)",
+			"SEARCH events USING COVERING INDEX events_by_conversation (tenant_id=? AND conversation_id=? AND pos>?)",
+		},
+		paged: true,
+	},
+	{
+		name:  "EventHead",
+		query: sqlEventHead,
+		args:  []any{"tenant"},
+		want:  []string{"SEARCH event_heads USING PRIMARY KEY (tenant_id=?)"},
+	},
+	{
+		name:  "PurgeEvents batch",
+		query: sqlPurgeEvents,
+		args:  []any{int64(1), purgeBatch},
+		want: []string{
+			"SEARCH events USING PRIMARY KEY (tenant_id=? AND pos=?)",
+			"SEARCH events USING COVERING INDEX events_by_at (at<?)",
+		},
+	},
+	{
 		name:  "purge batch",
 		query: sqlPurgeBatch,
 		args:  []any{"tenant", "conv", purgeBatch},
@@ -81,6 +135,15 @@ var planCases = []planCase{
 			"SEARCH messages USING PRIMARY KEY (tenant_id=? AND conversation_id=?)",
 		},
 	},
+}
+
+// eventArgs are the arguments of filteredEventsQuery(true, n).
+func eventArgs(n int) []any {
+	args := []any{"tenant", int64(0), 100, "group"}
+	for i := range n {
+		args = append(args, fmt.Sprintf("conv-%d", i))
+	}
+	return args
 }
 
 // TestQueryPlans checks that every hot statement is a bounded SEARCH of a
@@ -117,7 +180,7 @@ func checkPlan(t *testing.T, db *DB, pc planCase) {
 		}
 	}
 	for _, line := range plan {
-		for _, table := range []string{"messages", "conversations", "keys"} {
+		for _, table := range []string{"messages", "conversations", "keys", "events", "event_heads"} {
 			if strings.HasPrefix(line, "SCAN "+table) {
 				t.Errorf("plan scans a whole table: %q", line)
 			}
@@ -177,6 +240,18 @@ func populate(t *testing.T, db *DB) {
 					t.Fatal(err)
 				}
 			}
+		}
+	}
+	for _, tenant := range []string{"t1", "t2", "t3"} {
+		const n = 3000
+		for pos := range n {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO events (tenant_id, pos, at, type, group_id, conversation_id, data)
+				VALUES (?, ?, ?, 'message.created', ?, ?, '{}')`, tenant, pos+1, pos+1, fmt.Sprintf("group-%d", pos%3), fmt.Sprintf("conv-%d", pos%20)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO event_heads (tenant_id, last_pos, last_at) VALUES (?, ?, ?)`, tenant, n, n); err != nil {
+			t.Fatal(err)
 		}
 	}
 	for k := range 50 {
