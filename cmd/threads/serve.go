@@ -35,6 +35,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"open event streams allowed per API key (env THREADS_MAX_STREAMS_PER_KEY)")
 	reqTimeout := fs.Duration("request-timeout", envDuration("request-timeout", server.DefaultRequestTimeout),
 		"longest an API call may take before it answers UNAVAILABLE (env THREADS_REQUEST_TIMEOUT)")
+	rateLimit := fs.Float64("rate-limit", 0, "calls per second allowed per API key on average, 0 for no limit (env THREADS_RATE_LIMIT)")
+	rateBurst := fs.Int("rate-burst", 0, "calls a key may make at once above its rate (default: one second's worth) (env THREADS_RATE_BURST)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -64,7 +66,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer stopBroker()
 	go events.Run(bctx, 10*time.Minute)
 	api := server.New(server.Config{Store: db, Logger: log, Broker: events, MaxStreamsPerKey: *maxStreams,
-		RequestTimeout: *reqTimeout})
+		RequestTimeout: *reqTimeout, RateLimit: *rateLimit, RateBurst: *rateBurst})
 	srv := server.HTTPServer(*addr, api.Handler(), log)
 	srv.RegisterOnShutdown(api.StopStreams)
 	log.Info("listening", "addr", ln.Addr().String(), "db", dbf.display())

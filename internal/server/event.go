@@ -76,12 +76,15 @@ type stream struct {
 // openStream authenticates, validates the filters and the cursor, counts
 // the stream against its key and subscribes. The stream's context ends
 // with the client, at the maximum lifetime, or at shutdown.
-func (s *Server) openStream(ctx context.Context, h http.Header, convIDs []string, groupID, after string) (*stream, error) {
+func (s *Server) openStream(ctx context.Context, h, limits http.Header, convIDs []string, groupID, after string) (*stream, error) {
 	if s.broker == nil {
 		return nil, threads.Errorf(threads.EUNAVAILABLE, "live events are not enabled on this server")
 	}
 	tenant, key, err := s.authenticate(ctx, h)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.limiter.allow(key.ID, limits); err != nil {
 		return nil, err
 	}
 	f, err := threads.NewEventFilter(convIDs, groupID)

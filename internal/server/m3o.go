@@ -184,7 +184,10 @@ func (s *Server) serveM3O(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
 	defer cancel()
-	tenant, _, err := s.authenticate(ctx, r.Header)
+	tenant, key, err := s.authenticate(ctx, r.Header)
+	if err == nil {
+		err = s.limiter.allow(key.ID, w.Header())
+	}
 	var out []byte
 	if err == nil {
 		var body []byte

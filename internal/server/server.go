@@ -40,6 +40,11 @@ type Config struct {
 	// fail when the database is cut off without a word (a silent network
 	// partition), where no error would ever come back.
 	RequestTimeout time.Duration
+	// RateLimit is how many calls a second one key may make on average
+	// (0: unlimited), in bursts of up to RateBurst (default: one second's
+	// worth). Past it a call is RATE_LIMITED with Retry-After.
+	RateLimit float64
+	RateBurst int
 }
 
 // DefaultRequestTimeout is Config.RequestTimeout's default.
@@ -57,6 +62,7 @@ type Server struct {
 	streams             *streams
 	heartbeat, lifetime time.Duration
 	requestTimeout      time.Duration
+	limiter             *limiter
 }
 
 var _ threadspbconnect.ThreadsHandler = (*Server)(nil)
@@ -80,6 +86,7 @@ func New(cfg Config) *Server {
 	if s.reg == nil {
 		s.reg = prometheus.NewRegistry()
 	}
+	s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	s.metrics = newMetrics(s.reg, s.broker)
 	s.m3o = s.m3oMethods()
 	return s
@@ -133,14 +140,21 @@ func (s *Server) interceptor() connect.Interceptor {
 			defer cancel()
 			proc := req.Spec().Procedure
 			method := proc[strings.LastIndexByte(proc, '/')+1:]
-			tenant, _, err := s.authenticate(ctx, req.Header())
+			limits := http.Header{}
+			tenant, key, err := s.authenticate(ctx, req.Header())
+			if err == nil {
+				err = s.limiter.allow(key.ID, limits)
+			}
 			var res connect.AnyResponse
 			if err == nil {
 				res, err = next(withTenant(ctx, tenant), req)
 			}
 			if e := s.finish(ctx, method, req.Peer().Protocol, start, err); e != nil {
-				return nil, connectError(e)
+				ce := connectError(e)
+				copyHeader(ce.Meta(), limits)
+				return nil, ce
 			}
+			copyHeader(res.Header(), limits)
 			return res, nil
 		}
 	})
@@ -162,5 +176,11 @@ func HTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+func copyHeader(dst, src http.Header) {
+	for k, v := range src {
+		dst[k] = v
 	}
 }

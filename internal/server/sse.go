@@ -23,7 +23,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if after == "" {
 		after = q.Get("after")
 	}
-	st, err := s.openStream(r.Context(), r.Header, q["conversation_id"], q.Get("group_id"), after)
+	st, err := s.openStream(r.Context(), r.Header, w.Header(), q["conversation_id"], q.Get("group_id"), after)
 	if e := s.finish(r.Context(), "Subscribe", "sse", start, err); e != nil {
 		writeError(w, e)
 		return
@@ -101,7 +101,7 @@ func (s *Server) endStream(ctx context.Context, err error) {
 // openStream like the SSE route.
 func (s *Server) Subscribe(ctx context.Context, req *connect.Request[pb.SubscribeRequest], out *connect.ServerStream[pb.Event]) error {
 	start := time.Now()
-	st, err := s.openStream(ctx, req.Header(), req.Msg.GetConversationIds(), req.Msg.GetGroupId(), req.Msg.GetAfter())
+	st, err := s.openStream(ctx, req.Header(), out.ResponseHeader(), req.Msg.GetConversationIds(), req.Msg.GetGroupId(), req.Msg.GetAfter())
 	if e := s.finish(ctx, "Subscribe", req.Peer().Protocol, start, err); e != nil {
 		return connectError(e)
 	}
