@@ -176,7 +176,9 @@ type EventStore interface {
 	// (exclusive), oldest first, that f selects. Positions are final: once
 	// ReadEvents has returned an event at position p, no event at a
 	// position before p can appear later (a transaction that commits late
-	// is not skipped). The zero cursor reads from the start of the log.
+	// is not skipped). Within one conversation, events are in the order of
+	// the changes: message.created events in seq order. The zero cursor
+	// reads from the start of the log.
 	ReadEvents(ctx context.Context, tenant string, after EventCursor, f EventFilter, limit int) ([]*Event, error)
 	// EventHead returns a cursor at the end of the tenant's log now: reading
 	// after it returns only events that ReadEvents did not yet return to

@@ -222,6 +222,16 @@ func testEventsConcurrentTail(t *testing.T, s threads.Store) {
 	if len(final) != writers*each {
 		t.Fatalf("%d events, want %d", len(final), writers*each)
 	}
+	// Within a conversation the log is in seq order: a client applying
+	// events as they come shows messages in their order, whatever the
+	// engine's positions are made of.
+	lastSeq := map[string]int64{}
+	for _, e := range final {
+		if m := e.Message; m.Seq <= lastSeq[m.ConversationID] {
+			t.Errorf("conversation %s: message seq %d comes after seq %d in the log", m.ConversationID, m.Seq, lastSeq[m.ConversationID])
+		}
+		lastSeq[e.Message.ConversationID] = e.Message.Seq
+	}
 	for i, f := range filters {
 		checkCursors(t, seen[i])
 		diff(t, fmt.Sprintf("events a reader of %+v saw, against a final read", f), readAll(t, s, tenantA, start, f, 1000), seen[i])
