@@ -6,6 +6,7 @@
 //	threads keys revoke KEY_ID
 //	threads migrate
 //	threads watch --key KEY (--group G | --conversation C ...) [--url URL] [--after CURSOR]
+//	threads bench --key KEY [--url URL] [--scenario S] [--clients N] [--duration D] [--floor] [--json]
 //
 // Every flag has a THREADS_* environment variable; a flag beats the
 // environment, which beats the default. This is the only package where
@@ -39,6 +40,7 @@ Usage:
   threads keys revoke KEY_ID                                  revoke a key
   threads migrate                                             apply database migrations
   threads watch --key KEY (--group G | --conversation C ...)  follow events live, one JSON line each
+  threads bench --key KEY [--scenario S] [--floor]            load a server, report req/s and latency
 
 Run "threads COMMAND -h" for a command's flags.
 `
@@ -60,6 +62,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runMigrate(ctx, args[1:], stdout, stderr)
 	case "watch":
 		err = runWatch(ctx, args[1:], stdout, stderr)
+	case "bench":
+		err = runBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
