@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -65,6 +66,47 @@ func BenchmarkCreateMessage(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkCreateMessageClients: CreateMessage from exactly 1, 16 and 64
+// goroutines (clients) posting into 100 conversations, at each
+// synchronous level. msg/s is the throughput.
+func BenchmarkCreateMessageClients(b *testing.B) {
+	for _, sync := range []string{"FULL", "NORMAL"} {
+		for _, clients := range []int{1, 16, 64} {
+			b.Run(fmt.Sprintf("sync=%s/clients=%d", sync, clients), func(b *testing.B) {
+				db := benchDB(b, sync)
+				convs := benchConversations(b, db, 100)
+				benchCreate(b, db, convs, clients)
+			})
+		}
+	}
+}
+
+// benchCreate runs b.N CreateMessage calls spread over clients goroutines.
+func benchCreate(b *testing.B, db *sqlite.DB, convs []string, clients int) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range clients {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				m := &threads.Message{ID: uuid.Must(uuid.NewV7()).String(), ConversationID: convs[i%int64(len(convs))], AuthorID: "a", Text: benchText}
+				if _, err := db.CreateMessage(b.Context(), "bench", m); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 }
 
 // fill puts n messages into conversation id in batches (through the store
