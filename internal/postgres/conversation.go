@@ -13,14 +13,31 @@ import (
 // purgeBatch is how many messages one purge statement removes.
 const purgeBatch = 1000
 
+// insertConversation inserts the row and its conversation.created event
+// in one statement; see the path constants in event.go.
+var insertConversation = `WITH ` + lockCTE("$7", "") + `,
+c AS (
+	INSERT INTO conversations (tenant_id, id, group_id, topic, created_at)
+	SELECT $1, $2, $3, $4, ` + nowMicros + ` FROM l RETURNING created_at)
+INSERT INTO events (tenant_id, at, type, group_id, conversation_id, data)
+SELECT $1, c.created_at, $5, $3, $2, jsonb_set($6::jsonb, '` + pathCreatedAt + `', ` + jsonTime("c.created_at") + `) FROM c
+RETURNING at, ` + txidOut
+
 func (db *DB) CreateConversation(ctx context.Context, tenant string, c *threads.Conversation) error {
-	var created int64
-	err := db.pool.QueryRow(ctx, `INSERT INTO conversations (tenant_id, id, group_id, topic, created_at)
-		VALUES ($1, $2, $3, $4, `+nowMicros+`) RETURNING created_at`, tenant, c.ID, c.GroupID, c.Topic).Scan(&created)
+	tmpl := *c
+	tmpl.CreatedAt = time.Time{}
+	data, err := threads.NewConversationEvent(threads.EventConversationCreated, &tmpl).MarshalData()
+	if err != nil {
+		return threads.Internal(err)
+	}
+	var created, txid int64
+	err = db.pool.QueryRow(ctx, insertConversation, tenant, c.ID, c.GroupID, c.Topic,
+		threads.EventConversationCreated, data, db.eventLockKey(tenant)).Scan(&created, &txid)
 	if err != nil {
 		return mapErr(err)
 	}
 	c.CreatedAt = threads.FromMicros(created)
+	db.published(tenant, txid)
 	return nil
 }
 
@@ -36,31 +53,53 @@ func (db *DB) FindConversation(ctx context.Context, tenant, id, groupID string) 
 	return c, nil
 }
 
+// UpdateConversation and DeleteConversation write their event with a
+// second statement in the transaction: they are rare, and the event needs
+// the row as the first statement returns it.
 func (db *DB) UpdateConversation(ctx context.Context, tenant, id, topic string) (*threads.Conversation, error) {
-	return scanConversation(db.pool.QueryRow(ctx,
-		`UPDATE conversations SET topic = $3 WHERE tenant_id = $1 AND id = $2 RETURNING id, group_id, topic, created_at`,
-		tenant, id, topic))
-}
-
-// DeleteConversation removes the row and writes a tombstone in one
-// transaction, then purges the messages in batches (see the SQLite store:
-// the same design, for the same reasons).
-func (db *DB) DeleteConversation(ctx context.Context, tenant, id string) error {
-	err := db.tx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM conversations WHERE tenant_id = $1 AND id = $2`, tenant, id)
+	var c *threads.Conversation
+	var txid int64
+	err := db.tx(ctx, func(tx pgx.Tx) (err error) {
+		c, err = scanConversation(tx.QueryRow(ctx, `WITH `+lockCTE("$4", "$5")+`
+			UPDATE conversations SET topic = $3 FROM l WHERE tenant_id = $1 AND id = $2 RETURNING id, group_id, topic, created_at`,
+			tenant, id, topic, db.eventLockKey(tenant), db.conversationLockKey(tenant, id)))
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return threads.ErrConversationNotFound
+		txid, err = db.insertEvent(ctx, tx, tenant, threads.NewConversationEvent(threads.EventConversationUpdated, c))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	db.published(tenant, txid)
+	return c, nil
+}
+
+// DeleteConversation removes the row, writes a tombstone and the
+// conversation.deleted event (the conversation as it was) in one
+// transaction, then purges the messages in batches (see the SQLite store:
+// the same design, for the same reasons).
+func (db *DB) DeleteConversation(ctx context.Context, tenant, id string) error {
+	var txid int64
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		c, err := scanConversation(tx.QueryRow(ctx, `WITH `+lockCTE("$3", "$4")+`,
+			d AS (
+				DELETE FROM conversations USING l WHERE tenant_id = $1 AND id = $2 RETURNING id, group_id, topic, created_at),
+			t AS (
+				INSERT INTO deleted_conversations (tenant_id, id, deleted_at) SELECT $1, id, `+nowMicros+` FROM d
+				ON CONFLICT (tenant_id, id) DO NOTHING)
+			SELECT id, group_id, topic, created_at FROM d`, tenant, id, db.eventLockKey(tenant), db.conversationLockKey(tenant, id)))
+		if err != nil {
+			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO deleted_conversations (tenant_id, id, deleted_at) VALUES ($1, $2, `+nowMicros+`)
-			ON CONFLICT (tenant_id, id) DO NOTHING`, tenant, id)
+		txid, err = db.insertEvent(ctx, tx, tenant, threads.NewConversationEvent(threads.EventConversationDeleted, c))
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	db.published(tenant, txid)
 	return db.purge(context.WithoutCancel(ctx), tenant, id)
 }
 

@@ -33,6 +33,8 @@ type DB struct {
 	log    *slog.Logger
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	fan    fanout
+	finals finals
 
 	migrated int
 }
@@ -74,12 +76,45 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := db.startEvents(ctx, bg); err != nil {
+		db.Close()
+		return nil, err
+	}
 	db.wg.Add(1)
 	go func() {
 		defer db.wg.Done()
 		db.sweep(bg)
 	}()
 	return db, nil
+}
+
+// startEvents starts the fan-out of events across replicas: the notifier,
+// and the listener, whose first connection is made here so that once Open
+// returns, this replica hears every other one's commits. If that first
+// connection fails, the listener keeps trying in the background.
+func (db *DB) startEvents(ctx, bg context.Context) error {
+	var schema string
+	if err := db.pool.QueryRow(ctx, `SELECT COALESCE(current_schema(), '')`).Scan(&schema); err != nil {
+		return fmt.Errorf("postgres: %w", mapErr(err))
+	}
+	db.finals.schema = schema
+	db.fan.channel = channelFor(schema)
+	db.fan.pending = map[string]int64{}
+	db.fan.wake = make(chan struct{}, 1)
+	conn, err := db.connectListener(ctx)
+	if err != nil {
+		db.log.Warn("event listener cannot connect; retrying in the background", "err", err)
+	}
+	db.wg.Add(2)
+	go func() {
+		defer db.wg.Done()
+		db.listen(bg, conn)
+	}()
+	go func() {
+		defer db.wg.Done()
+		db.notify(bg)
+	}()
+	return nil
 }
 
 // Migrated returns how many migrations Open applied.

@@ -4,32 +4,56 @@ import (
 	"context"
 	"errors"
 	"math"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/threads-server/threads"
 )
 
-// insertMessage advances the conversation's counter and inserts the
-// message in one statement. The UPDATE takes the conversation row's lock,
-// held until commit, so seq and sent_at are assigned one writer at a time
-// per conversation, on every replica; GREATEST keeps sent_at strictly
-// increasing even if the database clock steps back. A taken client id
-// inserts nothing (the unique index decides races between replicas), and
-// the caller rolls back so the counter keeps no gap.
-const insertMessage = `WITH c AS (
+// insertMessage takes the conversation's lock and the tenant's event lock
+// (see lockCTE), advances the conversation's counter, and inserts the
+// message and its message.created event, in one statement. The
+// conversation's lock, held until commit, makes writers of one
+// conversation take turns, on every replica, so seq and sent_at are
+// assigned one writer at a time and each writer's txid (taken by the
+// UPDATE, after the lock) is greater than the previous one's; GREATEST
+// keeps sent_at strictly increasing even if the database clock steps
+// back. A taken client id inserts nothing (the unique index decides races
+// between replicas), hence no event either, and the caller rolls back so
+// the counter keeps no gap. One statement, one round trip: the event adds
+// no time under the lock. The event's group comes from the counter's row,
+// and its data is Go's template with seq and sent_at filled in (see
+// event.go).
+var insertMessage = `WITH ` + lockCTE("$8", "$9") + `,
+c AS (
 	UPDATE conversations SET last_seq = last_seq + 1, last_sent_at = GREATEST(last_sent_at + 1, ` + nowMicros + `)
-	WHERE tenant_id = $1 AND id = $2 RETURNING last_seq, last_sent_at)
-INSERT INTO messages (tenant_id, conversation_id, sent_at, seq, id, author_id, text)
-SELECT $1, $2, c.last_sent_at, c.last_seq, $3, $4, $5 FROM c
-ON CONFLICT (tenant_id, id) DO NOTHING
-RETURNING seq, sent_at`
+	FROM l WHERE tenant_id = $1 AND id = $2 RETURNING group_id, last_seq, last_sent_at),
+m AS (
+	INSERT INTO messages (tenant_id, conversation_id, sent_at, seq, id, author_id, text)
+	SELECT $1, $2, c.last_sent_at, c.last_seq, $3, $4, $5 FROM c
+	ON CONFLICT (tenant_id, id) DO NOTHING
+	RETURNING seq, sent_at),
+e AS (
+	INSERT INTO events (tenant_id, at, type, group_id, conversation_id, data)
+	SELECT $1, m.sent_at, $6, c.group_id, $2,
+		jsonb_set(jsonb_set($7::jsonb, '` + pathSeq + `', to_jsonb(m.seq)), '` + pathSentAt + `', ` + jsonTime("m.sent_at") + `)
+	FROM m, c
+	RETURNING ` + txidOut + ` AS txid)
+SELECT m.seq, m.sent_at, (SELECT txid FROM e) FROM m`
 
 func (db *DB) CreateMessage(ctx context.Context, tenant string, m *threads.Message) (*threads.Message, error) {
 	out := *m
+	out.SentAt, out.Seq = time.Time{}, 0
+	data, err := threads.NewMessageEvent("", &out).MarshalData()
+	if err != nil {
+		return nil, threads.Internal(err)
+	}
 	inserted := false
-	err := db.tx(ctx, func(tx pgx.Tx) error {
+	var txid int64
+	err = db.tx(ctx, func(tx pgx.Tx) error {
 		var sentAt int64
-		err := tx.QueryRow(ctx, insertMessage, tenant, m.ConversationID, m.ID, m.AuthorID, m.Text).Scan(&out.Seq, &sentAt)
+		err := tx.QueryRow(ctx, insertMessage, tenant, m.ConversationID, m.ID, m.AuthorID, m.Text,
+			threads.EventMessageCreated, data, db.eventLockKey(tenant), db.conversationLockKey(tenant, m.ConversationID)).Scan(&out.Seq, &sentAt, &txid)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errNothingInserted
 		}
@@ -41,6 +65,7 @@ func (db *DB) CreateMessage(ctx context.Context, tenant string, m *threads.Messa
 		return nil
 	})
 	if inserted && err == nil {
+		db.published(tenant, txid)
 		return &out, nil
 	}
 	if err != nil && !errors.Is(err, errNothingInserted) {

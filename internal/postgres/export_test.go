@@ -1,0 +1,35 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/threads-server/threads"
+)
+
+// Hooks for this package's external tests (package postgres_test), which
+// need pgtest and so cannot be internal tests.
+
+// Pool is the store's pool, for raw transactions.
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }
+
+// InsertEvent writes e in tx the way the store's methods do.
+func (db *DB) InsertEvent(ctx context.Context, tx pgx.Tx, tenant string, e *threads.Event) (txid int64, err error) {
+	return db.insertEvent(ctx, tx, tenant, e)
+}
+
+// ListenerPID is the listener's backend, 0 while it reconnects.
+func (db *DB) ListenerPID() uint32 { return db.fan.listenerPID.Load() }
+
+// Channel is the store's LISTEN/NOTIFY channel.
+func (db *DB) Channel() string { return db.fan.channel }
+
+// JSONTime is the SQL that renders unix microseconds as time.Time's JSON.
+var JSONTime = jsonTime
+
+// EventLockKey is the tenant's event lock (final.go).
+func (db *DB) EventLockKey(tenant string) int64 { return db.eventLockKey(tenant) }
+
+// ConversationLockKey is the conversation's lock (final.go).
+func (db *DB) ConversationLockKey(tenant, id string) int64 { return db.conversationLockKey(tenant, id) }
