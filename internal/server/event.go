@@ -17,9 +17,10 @@ const (
 	DefaultMaxStreamsPerKey = 100
 	DefaultHeartbeat        = 15 * time.Second
 	DefaultStreamLifetime   = time.Hour
-	// streamWriteTimeout bounds one write to a stream: a client that stops
-	// reading is cut off instead of holding a goroutine and a buffer.
-	streamWriteTimeout = 15 * time.Second
+	// DefaultStreamWriteTimeout bounds one write to a stream: a client
+	// that stops reading is cut off instead of holding a goroutine and a
+	// buffer.
+	DefaultStreamWriteTimeout = 15 * time.Second
 )
 
 // streams counts open streams per key and ends them all at shutdown.

@@ -35,6 +35,9 @@ type Config struct {
 	// client to reconnect and resume (default DefaultStreamLifetime), so
 	// that long-lived connections rebalance across replicas.
 	Heartbeat, StreamLifetime time.Duration
+	// StreamWriteTimeout bounds one write to an SSE stream (default
+	// DefaultStreamWriteTimeout).
+	StreamWriteTimeout time.Duration
 	// RequestTimeout bounds one API call (default DefaultRequestTimeout):
 	// past it the call answers UNAVAILABLE. It is what makes a request
 	// fail when the database is cut off without a word (a silent network
@@ -62,6 +65,7 @@ type Server struct {
 	streams             *streams
 	heartbeat, lifetime time.Duration
 	requestTimeout      time.Duration
+	writeTimeout        time.Duration
 	limiter             *limiter
 }
 
@@ -76,6 +80,9 @@ func New(cfg Config) *Server {
 	}
 	if s.lifetime <= 0 {
 		s.lifetime = DefaultStreamLifetime
+	}
+	if s.writeTimeout = cfg.StreamWriteTimeout; s.writeTimeout <= 0 {
+		s.writeTimeout = DefaultStreamWriteTimeout
 	}
 	if s.requestTimeout = cfg.RequestTimeout; s.requestTimeout <= 0 {
 		s.requestTimeout = DefaultRequestTimeout

@@ -78,7 +78,7 @@ func appendSSE(b []byte, e *threads.Event) []byte {
 }
 
 func (s *Server) writeStream(w http.ResponseWriter, rc *http.ResponseController, b []byte) error {
-	rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 	if _, err := w.Write(b); err != nil {
 		return err
 	}

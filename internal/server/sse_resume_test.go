@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/threads-server/threads"
@@ -134,7 +135,12 @@ func TestEventsResumeAcrossRestart(t *testing.T) {
 // when its buffer fills instead of holding up writers; the drop is
 // counted; it resumes from its last cursor and misses nothing.
 func TestEventsSlowSubscriber(t *testing.T) {
-	e := newTestEnv(t, func(_ *server.Config, b *broker.Config) { b.Buffer = 4 })
+	e := newTestEnv(t, func(c *server.Config, b *broker.Config) {
+		b.Buffer = 4
+		// Long enough for the posts below on a slow machine: this test is
+		// about the broker's drop, not the write deadline.
+		c.StreamWriteTimeout = 10 * time.Minute
+	})
 	conv := e.createConversation(e.Key, "g", "slow")["id"].(string)
 	slow := e.mustSubscribe(t, e.Key, "group_id=g", "")
 	// Enough large messages to fill the socket buffers between the
@@ -172,5 +178,30 @@ func TestEventsSlowSubscriber(t *testing.T) {
 	}
 	if diff := cmp.Diff(messageIDsOldestFirst(t, e, conv), got); diff != "" {
 		t.Errorf("dropped then resumed (-want +got):\n%s", diff)
+	}
+}
+
+// TestEventsStuckClient: a client that stops reading is cut off by the
+// per-write deadline even when the broker's buffer could hold on, so it
+// cannot hold a goroutine and a connection for ever.
+func TestEventsStuckClient(t *testing.T) {
+	e := newTestEnv(t, func(c *server.Config, b *broker.Config) {
+		b.Buffer = 100000
+		c.StreamWriteTimeout = 100 * time.Millisecond
+	})
+	conv := e.createConversation(e.Key, "g", "stuck")["id"].(string)
+	e.mustSubscribe(t, e.Key, "group_id=g", "") // never read
+	text := strings.Repeat("x", threads.MaxTextBytes-16)
+	open := func() bool {
+		m := e.do("GET", "/metrics", "", nil)
+		return !strings.Contains(string(m.Raw), "threads_event_subscribers 0\n")
+	}
+	// Post until the server gives up on the stream (bounded: a liveness
+	// guard, not a speed assertion).
+	for i := 0; open(); i++ {
+		if i == 5000 {
+			t.Fatal("the stream of a client that reads nothing is still open")
+		}
+		e.createMessage(e.Key, conv, "ann", text)
 	}
 }
