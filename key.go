@@ -87,6 +87,10 @@ func ParseBearer(header string) (string, error) {
 // tenant.
 type KeyStore interface {
 	CreateKey(ctx context.Context, k *Key) error
+	// CreateFirstKey stores k only if there is no key at all, atomically:
+	// of several replicas starting together on an empty database, one
+	// creates the first key and the others report false.
+	CreateFirstKey(ctx context.Context, k *Key) (bool, error)
 	// FindKey returns the key with this hash, revoked or not; ENOTFOUND
 	// when there is none.
 	FindKey(ctx context.Context, hash []byte) (*Key, error)

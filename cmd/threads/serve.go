@@ -97,14 +97,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // firstKey makes a key for tenant "default" when the database has none,
-// so a new user can start with one command. It is printed once.
+// so a new user can start with one command. It is printed once: of
+// replicas starting together on an empty database, only one creates it.
 func firstKey(ctx context.Context, db store, stdout io.Writer, log *slog.Logger) error {
-	n, err := db.CountKeys(ctx)
-	if err != nil || n > 0 {
+	k, secret, err := threads.NewKey("default", false)
+	if err != nil {
 		return err
 	}
-	secret, err := createKey(ctx, db, "default", false)
-	if err != nil {
+	created, err := db.CreateFirstKey(ctx, k)
+	if err != nil || !created {
 		return err
 	}
 	log.Info("created the first API key, for tenant default; it is printed once on stdout")

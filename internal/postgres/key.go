@@ -23,6 +23,31 @@ func (db *DB) CreateKey(ctx context.Context, k *threads.Key) error {
 	return nil
 }
 
+// CreateFirstKey serializes replicas on a transaction advisory lock: under
+// READ COMMITTED two concurrent "insert if none" would both see none.
+func (db *DB) CreateFirstKey(ctx context.Context, k *threads.Key) (bool, error) {
+	var created int64
+	inserted := false
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('threads.first-key.' || current_schema()))`); err != nil {
+			return err
+		}
+		err := tx.QueryRow(ctx, `INSERT INTO keys (id, tenant_id, hash, admin, created_at)
+			SELECT $1, $2, $3, $4, `+nowMicros+` WHERE NOT EXISTS (SELECT 1 FROM keys)
+			RETURNING created_at`, k.ID, k.Tenant, k.Hash, k.Admin).Scan(&created)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		inserted = err == nil
+		return err
+	})
+	if err != nil || !inserted {
+		return false, err
+	}
+	k.CreatedAt = threads.FromMicros(created)
+	return true, nil
+}
+
 func (db *DB) FindKey(ctx context.Context, hash []byte) (*threads.Key, error) {
 	k, err := scanKey(db.pool.QueryRow(ctx,
 		`SELECT id, tenant_id, hash, admin, created_at, revoked_at FROM keys WHERE hash = $1`, hash))

@@ -60,6 +60,13 @@ func (db *DB) Migrate(ctx context.Context) (applied int, err error) {
 		return 0, fmt.Errorf("postgres: %w", mapErr(err))
 	}
 	defer conn.Release()
+	// Waiting for another replica's migration, or a long migration (an
+	// index on a big table), may take longer than the statement timeout
+	// meant for API calls: lift it on this connection while migrating.
+	if _, err := conn.Exec(ctx, `SET statement_timeout = 0`); err != nil {
+		return 0, fmt.Errorf("postgres: %w", mapErr(err))
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `RESET statement_timeout`)
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtext('threads.migrate.' || current_schema()))`); err != nil {
 		return 0, fmt.Errorf("postgres: migration lock: %w", err)
 	}

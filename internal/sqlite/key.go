@@ -24,6 +24,27 @@ func (db *DB) CreateKey(ctx context.Context, k *threads.Key) error {
 	return err
 }
 
+// CreateFirstKey needs nothing more than a conditional insert: the
+// writer's IMMEDIATE transaction already excludes every other writer.
+func (db *DB) CreateFirstKey(ctx context.Context, k *threads.Key) (bool, error) {
+	created := db.now()
+	var n int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO keys (id, tenant_id, hash, admin, created_at)
+			SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM keys)`, k.ID, k.Tenant, k.Hash, k.Admin, created)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil || n == 0 {
+		return false, err
+	}
+	k.CreatedAt = threads.FromMicros(created)
+	return true, nil
+}
+
 func (db *DB) FindKey(ctx context.Context, hash []byte) (*threads.Key, error) {
 	k, err := scanKey(db.r.QueryRowContext(ctx, sqlFindKey, hash))
 	if errors.Is(err, sql.ErrNoRows) {

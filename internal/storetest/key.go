@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,47 @@ import (
 var keyTests = []leaf{
 	{"CreateFindList", testKeys},
 	{"Revoke", testRevokeKey},
+	{"FirstKey", testFirstKey},
+}
+
+// testFirstKey: of many concurrent first keys on an empty store, exactly
+// one is created; on a store with keys, none is.
+func testFirstKey(t *testing.T, s threads.Store) {
+	const n = 8
+	created := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			k, _, err := threads.NewKey("default", false)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ok, err := s.CreateFirstKey(t.Context(), k)
+			if err != nil {
+				t.Errorf("CreateFirstKey: %v", err)
+			}
+			if ok {
+				if k.CreatedAt.IsZero() {
+					t.Error("CreateFirstKey did not set CreatedAt")
+				}
+				created <- k.ID
+			}
+		})
+	}
+	wg.Wait()
+	close(created)
+	var ids []string
+	for id := range created {
+		ids = append(ids, id)
+	}
+	if len(ids) != 1 || countKeys(t, s) != 1 {
+		t.Fatalf("%d first keys reported created, %d stored; want 1", len(ids), countKeys(t, s))
+	}
+	k, _, _ := threads.NewKey("default", false)
+	if ok, err := s.CreateFirstKey(t.Context(), k); ok || err != nil {
+		t.Fatalf("CreateFirstKey on a store with a key: %v, %v; want false, nil", ok, err)
+	}
 }
 
 func newKey(t *testing.T, s threads.Store, tenant string, admin bool) (*threads.Key, string) {
