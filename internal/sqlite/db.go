@@ -3,6 +3,8 @@
 // readers. SQLite allows one writer at a time anyway; giving it a single
 // connection turns lock contention (SQLITE_BUSY) into an orderly queue in
 // database/sql, and lets readers run beside it on WAL snapshots.
+// CreateMessage goes through that queue too, but in batches: concurrent
+// messages share one transaction (group commit, batch.go).
 package sqlite
 
 import (
@@ -49,6 +51,11 @@ type DB struct {
 	migrated int // migrations applied by Open
 
 	listeners listeners // OnEvents callbacks; see event.go
+
+	stmts     writeStmts // prepared on w; see stmts.go
+	batch     batcher    // group commit for CreateMessage; see batch.go
+	unbatched bool       // one transaction per CreateMessage (benchmarks only)
+	closeOnce sync.Once
 }
 
 var _ threads.Store = (*DB)(nil)
@@ -57,6 +64,13 @@ var _ threads.Store = (*DB)(nil)
 // pending migrations. A path of ":memory:" is not supported: readers and
 // the writer must share one file.
 func Open(ctx context.Context, path string, opt Options) (*DB, error) {
+	return open(ctx, path, opt, nil, false)
+}
+
+// open is Open with the knobs tests and benchmarks use: hooks into the
+// writer goroutine, and unbatched, which makes CreateMessage write one
+// transaction per message, as it did before group commit.
+func open(ctx context.Context, path string, opt Options, hooks *testHooks, unbatched bool) (*DB, error) {
 	if path == "" || path == ":memory:" {
 		return nil, fmt.Errorf("sqlite: a file path is required")
 	}
@@ -82,7 +96,16 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 	common.Add("_pragma", "synchronous("+sync+")")
 	common.Add("_pragma", "foreign_keys(OFF)")
 	common.Set("_txlock", "immediate")
-	w, err := sql.Open("sqlite", "file:"+path+"?"+common.Encode())
+	// The writer keeps temporary files in memory: a batch (batch.go) puts
+	// each message in a savepoint, and SQLite copies every page a message
+	// changes into the savepoint's sub-journal, which would otherwise
+	// spill to a temporary file after 64 KiB and cost a write(2) per page.
+	wo := url.Values{}
+	for k, v := range common {
+		wo[k] = v
+	}
+	wo.Add("_pragma", "temp_store(MEMORY)")
+	w, err := sql.Open("sqlite", "file:"+path+"?"+wo.Encode())
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +137,8 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 		logger = slog.Default()
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	db := &DB{w: w, r: r, now: func() int64 { return now().UnixMicro() }, log: logger, cancel: cancel}
+	db := &DB{w: w, r: r, now: func() int64 { return now().UnixMicro() }, log: logger, cancel: cancel, unbatched: unbatched}
+	db.batch.init(hooks)
 
 	if err := db.checkWAL(ctx, path); err != nil {
 		db.Close()
@@ -124,10 +148,18 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
-	db.wg.Add(1)
+	if err := db.stmts.prepare(ctx, w); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: prepare: %w", err)
+	}
+	db.wg.Add(2)
 	go func() {
 		defer db.wg.Done()
 		db.sweep(bg)
+	}()
+	go func() {
+		defer db.wg.Done()
+		db.writeLoop()
 	}()
 	return db, nil
 }
@@ -160,11 +192,14 @@ func (db *DB) checkWAL(ctx context.Context, path string) error {
 // Migrated returns how many migrations Open applied.
 func (db *DB) Migrated() int { return db.migrated }
 
-// Close stops background work and closes both pools.
+// Close stops background work and closes both pools. A batch being
+// written is finished (its callers get its answer); messages still queued
+// are not written, and their callers get UNAVAILABLE.
 func (db *DB) Close() error {
 	db.cancel()
+	db.closeOnce.Do(func() { close(db.batch.stop) })
 	db.wg.Wait()
-	return errors.Join(db.r.Close(), db.w.Close())
+	return errors.Join(db.stmts.close(), db.r.Close(), db.w.Close())
 }
 
 // Ping checks that a reader can query the file.

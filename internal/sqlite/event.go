@@ -44,15 +44,21 @@ const (
 // the change it describes, and sets e.Cursor. The caller calls notify once
 // tx has committed.
 func (db *DB) insertEvent(ctx context.Context, tx *sql.Tx, tenant string, e *threads.Event) error {
+	return db.appendEvent(ctx, tx.StmtContext(ctx, db.stmts.nextPos), tx.StmtContext(ctx, db.stmts.insertEvent), tenant, e)
+}
+
+// appendEvent is insertEvent with the statements sqlNextEventPos and
+// sqlInsertEvent already bound to the transaction.
+func (db *DB) appendEvent(ctx context.Context, nextPos, insert *sql.Stmt, tenant string, e *threads.Event) error {
 	data, err := e.MarshalData()
 	if err != nil {
 		return err
 	}
 	var pos, at int64
-	if err := tx.QueryRowContext(ctx, sqlNextEventPos, tenant, db.now()).Scan(&pos, &at); err != nil {
+	if err := nextPos.QueryRowContext(ctx, tenant, db.now()).Scan(&pos, &at); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, sqlInsertEvent, tenant, pos, at, e.Type, e.GroupID, e.ConversationID, string(data)); err != nil {
+	if _, err := insert.ExecContext(ctx, tenant, pos, at, e.Type, e.GroupID, e.ConversationID, string(data)); err != nil {
 		return err
 	}
 	e.Cursor = threads.EventCursor{At: at, Hi: pos}

@@ -28,32 +28,13 @@ const (
 		ORDER BY sent_at DESC LIMIT ?4`
 )
 
-// CreateMessage stores the message and its message.created event in one
-// transaction. A retry that returns the stored message writes no event:
-// subscribers saw the message when it was first created.
-func (db *DB) CreateMessage(ctx context.Context, tenant string, m *threads.Message) (*threads.Message, error) {
-	var out *threads.Message
-	var created bool
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		var err error
-		out, created, err = db.createMessage(ctx, tx, tenant, m)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if created {
-		db.notify(tenant)
-	}
-	return out, nil
-}
-
-// createMessage does CreateMessage's work inside the writer's transaction,
-// which SQLite serializes: the id check, the counter and the insert cannot
-// interleave with another writer's. created reports whether a new message
-// (and its event) was written.
-func (db *DB) createMessage(ctx context.Context, tx *sql.Tx, tenant string, m *threads.Message) (_ *threads.Message, created bool, err error) {
-	stored, err := scanMessage(tx.QueryRowContext(ctx, sqlMessageByID, tenant, m.ID))
+// createMessage does CreateMessage's work inside the writer's transaction
+// (a batch's, in the message's savepoint; see batch.go), which SQLite
+// serializes: the id check, the counter and the insert cannot interleave
+// with another writer's. created reports whether a new message (and its
+// event) was written.
+func (db *DB) createMessage(ctx context.Context, ts *txStmts, tenant string, m *threads.Message) (_ *threads.Message, created bool, err error) {
+	stored, err := scanMessage(ts.byID.QueryRowContext(ctx, tenant, m.ID))
 	switch {
 	case err == nil:
 		if !m.SameContent(stored) {
@@ -62,8 +43,7 @@ func (db *DB) createMessage(ctx context.Context, tx *sql.Tx, tenant string, m *t
 		// A retry of a message whose conversation has since been deleted
 		// (and is being purged) finds no conversation, as a new one would.
 		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?`,
-			tenant, m.ConversationID).Scan(&one); err != nil {
+		if err := ts.convExists.QueryRowContext(ctx, tenant, m.ConversationID).Scan(&one); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return nil, false, threads.ErrConversationNotFound
 			}
@@ -76,19 +56,18 @@ func (db *DB) createMessage(ctx context.Context, tx *sql.Tx, tenant string, m *t
 	out := *m
 	var sentAt int64
 	var groupID string
-	err = tx.QueryRowContext(ctx, sqlAdvanceCounter, db.now(), tenant, m.ConversationID).Scan(&out.Seq, &sentAt, &groupID)
+	err = ts.advance.QueryRowContext(ctx, db.now(), tenant, m.ConversationID).Scan(&out.Seq, &sentAt, &groupID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, threads.ErrConversationNotFound
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO messages (tenant_id, conversation_id, sent_at, seq, id, author_id, text)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, tenant, m.ConversationID, sentAt, out.Seq, m.ID, m.AuthorID, m.Text); err != nil {
+	if _, err := ts.insertMsg.ExecContext(ctx, tenant, m.ConversationID, sentAt, out.Seq, m.ID, m.AuthorID, m.Text); err != nil {
 		return nil, false, err
 	}
 	out.SentAt = threads.FromMicros(sentAt)
-	if err := db.insertEvent(ctx, tx, tenant, threads.NewMessageEvent(groupID, &out)); err != nil {
+	if err := db.appendEvent(ctx, ts.nextPos, ts.insertEvent, tenant, threads.NewMessageEvent(groupID, &out)); err != nil {
 		return nil, false, err
 	}
 	return &out, true, nil

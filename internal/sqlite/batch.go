@@ -1,0 +1,337 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/threads-server/threads"
+)
+
+// Group commit (docs/sqlite.md#group-commit).
+//
+// One transaction per CreateMessage is bound by the disk's flush rate: at
+// synchronous=FULL every COMMIT waits for an fsync of the WAL. So
+// CreateMessage does not write itself: it queues its message for the
+// writer goroutine (writeLoop), which takes every message queued at that
+// moment (up to maxBatch) and writes them all in one transaction, one
+// SAVEPOINT per message, then answers each caller after the COMMIT has
+// returned. Batching is adaptive, not timed: the writer takes what is
+// queued the moment the previous transaction ends, so a lone request is
+// written at once and pays only the hand-off between goroutines, while
+// under load a batch holds whatever arrived during the previous commit.
+//
+// What each caller gets is exactly what a transaction of its own would
+// have given it, because messages run one after another inside the batch,
+// in queue order:
+//
+//   - idempotency and conflicts: a message's id lookup sees every message
+//     written before it, including earlier ones in the same batch, so the
+//     same id twice in a batch is a retry of the first (the stored message
+//     if the content is the same, CONFLICT otherwise);
+//   - order: each message advances its conversation's counter in turn, so
+//     seq stays gap-free and sent_at strictly increasing, and its
+//     message.created event is written in its savepoint, so events are in
+//     seq order within a conversation;
+//   - isolation: a message that fails (NOT_FOUND, CONFLICT, a constraint
+//     or any other statement error) is rolled back to its savepoint and
+//     answered with its own error; its neighbours go on. If the rollback
+//     to the savepoint itself fails (SQLite may already have rolled back
+//     the whole transaction, after an I/O error for instance), the batch
+//     is abandoned: nothing of it is stored and every message in it gets
+//     the error;
+//   - durability: nobody gets an answer before COMMIT has returned, so a
+//     success means committed at the configured synchronous level, as
+//     before. If COMMIT fails, nothing of the batch is stored and every
+//     message in it gets the error (UNAVAILABLE or INTERNAL);
+//   - events: notify runs after the commit, once per tenant that got a
+//     new message.
+//
+// Cancellation: a caller whose context ends before the writer takes its
+// message into a batch gets the context's error and its message is not
+// written. Once taken, the message's fate is the batch's: it is stored if
+// the batch commits, whatever happens to the caller's context, because
+// statements of the batch never run under a caller's context (an
+// interrupted statement would roll back the whole transaction, neighbours
+// included). A caller still waiting when the batch ends gets the batch's
+// answer; a caller whose context ends while its batch is in flight stops
+// waiting and gets the context's error, so the request timeout still
+// bounds a call when the disk hangs. Its message may then be stored or
+// not, as with any timeout; a retry with the same id tells which and
+// never stores it twice.
+//
+// Serialization with the other writes: conversations, keys, event and
+// conversation purges and migrations keep using write(), a transaction on
+// the one writer connection of db.w. The batcher uses the same pool, one
+// transaction per batch, so database/sql's queue for that single
+// connection orders a batch among the other writes like any other
+// transaction: neither waits for more than one transaction of the other,
+// and SQLite never sees two writers of this process at once.
+
+// maxBatch is the most messages one transaction takes. It bounds how long
+// a batch holds the write lock (a few milliseconds), and so how long a
+// conversation create or a purge waits behind one.
+const maxBatch = 256
+
+// errClosed answers a CreateMessage that the store could not take because
+// it is closing. Its message was not written.
+var errClosed = threads.Unavailable(errors.New("sqlite: store closed"))
+
+// msgReq is one queued CreateMessage. The writer goroutine owns it from
+// the moment it is received until done is closed; then out, err and
+// created are the answer.
+type msgReq struct {
+	ctx    context.Context
+	tenant string
+	m      threads.Message // a copy: the caller may return (and reuse its own) before the batch runs
+
+	out     *threads.Message
+	err     error
+	created bool
+	done    chan struct{}
+}
+
+// batcher is the DB's part that queues messages for the writer goroutine.
+type batcher struct {
+	reqs   chan *msgReq
+	stop   chan struct{} // closed by Close: take no new batch
+	exited chan struct{} // closed when writeLoop has returned
+
+	hooks *testHooks // nil outside tests
+}
+
+// testHooks let tests in this package steer the writer goroutine.
+type testHooks struct {
+	// beforeTake runs on the writer goroutine before it waits for the
+	// next batch's first message.
+	beforeTake func()
+	// batchDone runs on the writer goroutine after each batch with the
+	// number of messages taken into it.
+	batchDone func(n int)
+	// message runs in the batch's transaction before each message; an
+	// error it returns is that message's statement error.
+	message func(tx *sql.Tx, m *threads.Message) error
+}
+
+func (b *batcher) init(h *testHooks) {
+	b.reqs = make(chan *msgReq, maxBatch)
+	b.stop = make(chan struct{})
+	b.exited = make(chan struct{})
+	b.hooks = h
+}
+
+// CreateMessage stores the message and its message.created event. It is
+// written by the writer goroutine in a batch with other concurrent
+// messages (see above), and answers once that batch has committed. A retry
+// that returns the stored message writes no event: subscribers saw the
+// message when it was first created.
+func (db *DB) CreateMessage(ctx context.Context, tenant string, m *threads.Message) (*threads.Message, error) {
+	if db.unbatched {
+		return db.createMessageAlone(ctx, tenant, m)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	select {
+	case <-db.batch.stop:
+		return nil, errClosed
+	default:
+	}
+	r := &msgReq{ctx: ctx, tenant: tenant, m: *m, done: make(chan struct{})}
+	select {
+	case db.batch.reqs <- r:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-db.batch.stop:
+		return nil, errClosed
+	}
+	select {
+	case <-r.done:
+		return r.out, r.err
+	case <-ctx.Done():
+		// Taken or not, stop waiting (see "Cancellation" above).
+		return nil, ctx.Err()
+	case <-db.batch.exited:
+		// The writer answers every message it took before it returns, so
+		// an unanswered one was never taken, and never written.
+		select {
+		case <-r.done:
+			return r.out, r.err
+		default:
+			return nil, errClosed
+		}
+	}
+}
+
+// createMessageAlone is CreateMessage without group commit: one
+// transaction of its own. Only the benchmarks use it (OpenUnbatched in
+// export_test.go), to compare.
+func (db *DB) createMessageAlone(ctx context.Context, tenant string, m *threads.Message) (*threads.Message, error) {
+	var out *threads.Message
+	var created bool
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, created, err = db.createMessage(ctx, db.bind(ctx, tx), tenant, m)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		db.notify(tenant)
+	}
+	return out, nil
+}
+
+// writeLoop is the writer goroutine: it takes whatever is queued, up to
+// maxBatch messages, writes it as one batch, and starts again, until Close.
+// Messages still queued when it returns are answered by their callers,
+// who see exited closed (errClosed).
+func (db *DB) writeLoop() {
+	b := &db.batch
+	defer close(b.exited)
+	batch := make([]*msgReq, 0, maxBatch)
+	for {
+		if b.hooks != nil && b.hooks.beforeTake != nil {
+			b.hooks.beforeTake()
+		}
+		select {
+		case r := <-b.reqs:
+			batch = append(batch, r)
+		case <-b.stop:
+			return
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-b.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		db.runBatch(batch)
+		if b.hooks != nil && b.hooks.batchDone != nil {
+			b.hooks.batchDone(len(batch))
+		}
+		clear(batch) // let answered requests be collected
+		batch = batch[:0]
+	}
+}
+
+// runBatch writes the messages of one batch and answers every caller.
+func (db *DB) runBatch(batch []*msgReq) {
+	// Taking a message is checking its caller's context: one that ended
+	// while queued is answered with its error and not written.
+	live := make([]*msgReq, 0, len(batch))
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			close(r.done)
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	if err := db.writeBatch(live); err != nil {
+		for _, r := range live {
+			r.out, r.err, r.created = nil, err, false
+		}
+	} else {
+		db.notifyCreated(live)
+	}
+	for _, r := range live {
+		close(r.done)
+	}
+}
+
+// savepoint statements: one savepoint at a time, so one name will do.
+const (
+	sqlSavepoint  = `SAVEPOINT m`
+	sqlRelease    = `RELEASE m`
+	sqlRollbackTo = `ROLLBACK TO m`
+)
+
+// writeBatch writes the batch in one transaction, each message in its own
+// savepoint, and sets each message's answer. It returns an error, and
+// nothing is stored, when the transaction as a whole failed: it could not
+// begin, a savepoint could not be rolled back or released, or COMMIT
+// failed. Its statements never see a caller's context (see above).
+func (db *DB) writeBatch(batch []*msgReq) error {
+	ctx := context.Background()
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return mapErr(err)
+	}
+	abandon := func(err error) error {
+		tx.Rollback()
+		return mapErr(err)
+	}
+	ts := db.bind(ctx, tx)
+	for _, r := range batch {
+		if _, err := ts.savepoint.ExecContext(ctx); err != nil {
+			return abandon(err)
+		}
+		var out *threads.Message
+		var created bool
+		var err error
+		if h := db.batch.hooks; h != nil && h.message != nil {
+			err = h.message(tx, &r.m)
+		}
+		if err == nil {
+			out, created, err = db.createMessage(ctx, ts, r.tenant, &r.m)
+		}
+		if err != nil {
+			// If SQLite rolled back the whole transaction on this error, the
+			// savepoint is gone with it, ROLLBACK TO fails, and the batch is
+			// abandoned with the message's error, the one that explains it.
+			if _, e := ts.rollbackTo.ExecContext(ctx); e != nil {
+				return abandon(err)
+			}
+			out, created, err = nil, false, mapErr(err)
+		}
+		if _, e := ts.release.ExecContext(ctx); e != nil {
+			return abandon(e)
+		}
+		r.out, r.created, r.err = out, created, err
+	}
+	if err := tx.Commit(); err != nil {
+		// The driver rolls back what COMMIT left open (modernc's tx.Commit
+		// checks sqlite3_get_autocommit), so the connection is clean.
+		return commitErr(err)
+	}
+	return nil
+}
+
+// commitErr maps a failed COMMIT. A constraint code here is not a taken
+// id (that would have failed its INSERT, in its savepoint) but a refused
+// commit, so it is INTERNAL, not CONFLICT.
+func commitErr(err error) error {
+	mapped := mapErr(err)
+	if threads.ErrorCode(mapped) == threads.ECONFLICT {
+		return threads.Internal(err)
+	}
+	return mapped
+}
+
+// notifyCreated calls notify once for each tenant that got a new message.
+func (db *DB) notifyCreated(batch []*msgReq) {
+	var tenants []string
+next:
+	for _, r := range batch {
+		if !r.created {
+			continue
+		}
+		for _, t := range tenants {
+			if t == r.tenant {
+				continue next
+			}
+		}
+		tenants = append(tenants, r.tenant)
+	}
+	for _, t := range tenants {
+		db.notify(t)
+	}
+}
