@@ -96,7 +96,10 @@ func validateText(field, v string, max int) error {
 	return nil
 }
 
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+// isControl is Unicode's Cc: C0 controls, DEL and the C1 controls
+// (U+0080–U+009F, among them CSI and NEL, which terminals and log viewers
+// act on).
+func isControl(r rune) bool { return r < 0x20 || r >= 0x7f && r <= 0x9f }
 
 // clampLimit applies the default and the ceiling to a page size, and
 // refuses a negative one. A nil limit means "not given".

@@ -287,3 +287,24 @@ func TestTailStopsWithLastSubscriber(t *testing.T) {
 		t.Errorf("subscribers = %d, want 0", got)
 	}
 }
+
+// TestCursorAheadOfLog: a cursor past the end of the log (a restored
+// database, another deployment's cursor) is not followed silently: the
+// subscriber is told to resync, then gets live events.
+func TestCursorAheadOfLog(t *testing.T) {
+	st := newMemStore()
+	b := broker.New(broker.Config{Store: st})
+	st.append("acme", "g", "c", "one")
+	s, err := b.Subscribe(t.Context(), "acme", group, threads.EventCursor{At: time.Now().UnixMicro(), Hi: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if e := next(t, s); e.Type != threads.EventResyncRequired {
+		t.Fatalf("first event %+v, want resync_required", e)
+	}
+	st.append("acme", "g", "c", "two")
+	if e := next(t, s); e.Message.Text != "two" {
+		t.Fatalf("after resync got %q", e.Message.Text)
+	}
+}

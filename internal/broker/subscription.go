@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/threads-server/threads"
 )
@@ -45,6 +46,12 @@ func (b *Broker) Subscribe(ctx context.Context, tenant string, f threads.EventFi
 	s := &Subscription{b: b, t: t, tenant: tenant, filter: f,
 		live: make(chan *threads.Event, b.cfg.Buffer), dropped: make(chan struct{}), last: after}
 	tooOld := !after.IsZero() && after.Time().Before(b.cfg.Now().Add(-b.cfg.Retention))
+	if !after.IsZero() && !tooOld {
+		if tooOld, err = b.ahead(ctx, tenant, t, after); err != nil {
+			b.release(t)
+			return nil, err
+		}
+	}
 	if after.IsZero() || tooOld {
 		s.last, s.joined, s.replayed = t.join(s), true, true
 	}
@@ -53,6 +60,37 @@ func (b *Broker) Subscribe(ctx context.Context, tenant string, f threads.EventFi
 	}
 	b.subscribers.Add(1)
 	return s, nil
+}
+
+// ahead reports whether after is past the end of the tenant's log: not a
+// position of this log at all (a database restored from a backup, a
+// cursor from another deployment). Following from it would silently skip
+// every event until the log caught up, so it is answered like a cursor too
+// old: resync_required. The end of the log is asked for again a few times
+// before concluding, because on PostgreSQL a replica may briefly know a
+// lower end than the one that made the cursor.
+func (b *Broker) ahead(ctx context.Context, tenant string, t *tail, after threads.EventCursor) (bool, error) {
+	t.mu.Lock()
+	head := t.head
+	t.mu.Unlock()
+	for try := 0; head.Before(after); try++ {
+		if try == 3 {
+			return true, nil
+		}
+		if try > 0 {
+			select {
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-time.After(time.Duration(try) * 20 * time.Millisecond):
+			}
+		}
+		h, err := b.cfg.Store.EventHead(ctx, tenant)
+		if err != nil {
+			return false, err
+		}
+		head = h
+	}
+	return false, nil
 }
 
 // Cursor returns where a client should resume to miss nothing that this

@@ -33,6 +33,14 @@ const namespaceHeader = "Micro-Namespace"
 // micro-namespace. A tenant key naming another tenant is FORBIDDEN. The
 // key is returned too, for limits that count per key.
 func (s *Server) authenticate(ctx context.Context, h http.Header) (string, *threads.Key, error) {
+	// Two credentials, or two tenants, are ambiguous: a proxy reading the
+	// other one would authorize something else. Refuse rather than pick.
+	if len(h.Values("Authorization")) > 1 {
+		return "", nil, threads.Errorf(threads.EUNAUTHORIZED, "more than one Authorization header")
+	}
+	if len(h.Values(namespaceHeader)) > 1 {
+		return "", nil, threads.Errorf(threads.EBADREQUEST, "more than one micro-namespace header")
+	}
 	secret, err := threads.ParseBearer(h.Get("Authorization"))
 	if err != nil {
 		return "", nil, err

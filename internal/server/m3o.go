@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -192,6 +193,12 @@ func (s *Server) serveM3O(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var body []byte
 		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, threads.MaxBodyBytes))
+		var tooLarge *http.MaxBytesError
+		if err != nil && !errors.As(err, &tooLarge) {
+			// Cut off or too slow (the server's ReadTimeout): the client's
+			// failure, not ours.
+			err = &threads.Error{Code: threads.EBADREQUEST, Detail: "the request body was incomplete or too slow to arrive", Err: err}
+		}
 		if err == nil {
 			out, err = call(withTenant(ctx, tenant), body)
 		}
