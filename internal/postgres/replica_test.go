@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/broker"
 	"github.com/threads-server/threads/internal/postgres/pgtest"
 	"github.com/threads-server/threads/internal/server"
 )
@@ -285,12 +286,15 @@ type apiClient struct {
 // against hangs.
 func serveStore(t *testing.T, st threads.Store) *apiClient {
 	t.Helper()
-	h := server.New(server.Config{Store: st, Logger: quietLogger()}).Handler()
+	api := server.New(server.Config{Store: st, Logger: quietLogger(),
+		Broker: broker.New(broker.Config{Store: st, Logger: quietLogger()})})
+	h := api.Handler()
 	ts := httptest.NewUnstartedServer(h)
 	ts.Config = server.HTTPServer("", h, quietLogger())
 	ts.Start()
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	t.Cleanup(func() {
+		api.StopStreams()
 		tr.CloseIdleConnections()
 		ts.Close()
 	})
