@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"runtime/debug"
 
 	"github.com/threads-server/threads"
 )
@@ -247,6 +249,16 @@ func (db *DB) runBatch(batch []*msgReq) {
 	}
 }
 
+// recovered turns a panic on the writer goroutine into an error. Before
+// group commit a panic in CreateMessage hit one request, whose handler's
+// recovery answered INTERNAL; on the writer goroutine it would end the
+// process, so it is stopped here and logged.
+func (db *DB) recovered(p any, what string) error {
+	err := fmt.Errorf("sqlite: panic in %s: %v", what, p)
+	db.log.Error("panic on the writer goroutine", "in", what, "panic", p, "stack", string(debug.Stack()))
+	return threads.Internal(err)
+}
+
 // savepoint statements: one savepoint at a time, so one name will do.
 const (
 	sqlSavepoint  = `SAVEPOINT m`
@@ -259,12 +271,18 @@ const (
 // nothing is stored, when the transaction as a whole failed: it could not
 // begin, a savepoint could not be rolled back or released, or COMMIT
 // failed. Its statements never see a caller's context (see above).
-func (db *DB) writeBatch(batch []*msgReq) error {
+func (db *DB) writeBatch(batch []*msgReq) (err error) {
 	ctx := context.Background()
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return mapErr(err)
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			tx.Rollback()
+			err = db.recovered(p, "a batch")
+		}
+	}()
 	abandon := func(err error) error {
 		tx.Rollback()
 		return mapErr(err)
@@ -317,7 +335,14 @@ func commitErr(err error) error {
 }
 
 // notifyCreated calls notify once for each tenant that got a new message.
+// Listeners must not block (threads.EventStore); one that panics is
+// logged, and the callers still get their answers.
 func (db *DB) notifyCreated(batch []*msgReq) {
+	defer func() {
+		if p := recover(); p != nil {
+			db.recovered(p, "an OnEvents listener")
+		}
+	}()
 	var tenants []string
 next:
 	for _, r := range batch {

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -41,6 +43,9 @@ type held struct {
 func openHeld(t *testing.T, opt Options, message func(tx *sql.Tx, m *threads.Message) error) *held {
 	t.Helper()
 	h := &held{t: t, path: filepath.Join(t.TempDir(), "batch.db"), next: make(chan struct{}), batches: make(chan int, 1)}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	db, err := open(t.Context(), h.path, opt, &testHooks{
 		beforeTake: func() { <-h.next },
 		batchDone: func(n int) {
@@ -503,7 +508,8 @@ func TestGroupCommitCommitFails(t *testing.T) {
 // TestGroupCommitStatementErrors: a statement error (not a domain error)
 // fails its message only; one after which SQLite has rolled back the
 // whole transaction (simulated by a ROLLBACK) fails the whole batch, and
-// nothing of it is stored.
+// nothing of it is stored; so does a panic; a panicking listener costs
+// nothing but its own notification.
 func TestGroupCommitStatementErrors(t *testing.T) {
 	t.Parallel()
 	injected := errors.New("injected")
@@ -516,6 +522,8 @@ func TestGroupCommitStatementErrors(t *testing.T) {
 				return err
 			}
 			return injected
+		case "boom":
+			panic("injected")
 		}
 		return nil
 	})
@@ -547,12 +555,27 @@ func TestGroupCommitStatementErrors(t *testing.T) {
 	}
 	checkHistory(t, h.db, "t1", c, map[string]*threads.Message{"ok1": ok1.m, "ok2": ok2.m})
 
-	// And the writer goes on.
-	a5 := h.send(ctx, "t1", threads.Message{ID: "ok5", ConversationID: c.ID, AuthorID: "a", Text: "x"})
+	// A panic in a batch is stopped on the writer goroutine: the batch is
+	// rolled back and fails, the process and the writer go on.
+	p1 := h.send(ctx, "t1", threads.Message{ID: "ok5", ConversationID: c.ID, AuthorID: "a", Text: "x"})
+	pb := h.send(ctx, "t1", threads.Message{ID: "boom", ConversationID: c.ID, AuthorID: "a", Text: "x"})
 	h.batch()
-	if a := wait(t, a5); a.err != nil || a.m.Seq != 3 {
-		t.Fatalf("after the lost batch: %+v, %v; want seq 3", a.m, a.err)
+	for _, ch := range []<-chan answer{p1, pb} {
+		if a := wait(t, ch); a.m != nil || threads.ErrorCode(a.err) != threads.EINTERNAL {
+			t.Errorf("in the batch that panicked: %+v, %v; want INTERNAL", a.m, a.err)
+		}
 	}
+	checkHistory(t, h.db, "t1", c, map[string]*threads.Message{"ok1": ok1.m, "ok2": ok2.m})
+
+	// A listener that panics does not cost the callers their answers.
+	h.db.OnEvents(func(string) { panic("listener") })
+	a6 := h.send(ctx, "t1", threads.Message{ID: "ok6", ConversationID: c.ID, AuthorID: "a", Text: "x"})
+	h.batch()
+	ok6 := wait(t, a6)
+	if ok6.err != nil || ok6.m.Seq != 3 {
+		t.Fatalf("after the panics: %+v, %v; want seq 3", ok6.m, ok6.err)
+	}
+	checkHistory(t, h.db, "t1", c, map[string]*threads.Message{"ok1": ok1.m, "ok2": ok2.m, "ok6": ok6.m})
 }
 
 // TestGroupCommitCanceled: a context canceled before the call, or while
