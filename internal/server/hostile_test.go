@@ -21,6 +21,7 @@ import (
 	"github.com/threads-server/threads"
 	"github.com/threads-server/threads/internal/broker"
 	"github.com/threads-server/threads/internal/server"
+	"github.com/threads-server/threads/internal/sse"
 )
 
 // The bad-request table (issue 6): hostile input on the m3o routes. Each
@@ -496,29 +497,61 @@ func TestHostileEventStream(t *testing.T) {
 	t.Run("100 conversation_id filters", func(t *testing.T) {
 		e.mustSubscribe(t, e.Key, hundred.Encode(), "").close()
 	})
-	t.Run("well-formed cursor this server never made", func(t *testing.T) {
+	t.Run("well-formed cursor past the end of the log", func(t *testing.T) {
+		// Forged, another tenant's (SQLite positions are per tenant), or
+		// from before a restore: the stream must not follow it silently
+		// (skipping every event until the log caught up) but say
+		// resync_required first (docs/events.md), then deliver.
 		forged := cursorToken(strconv.FormatInt(time.Now().UnixMicro(), 36), "zzzzzzzzz", "0")
 		he := newTestEnv(t, func(c *server.Config, _ *broker.Config) { c.Heartbeat = 20 * time.Millisecond })
-		s, res := he.subscribe(t, he.Key, "group_id=g", forged)
-		if s == nil {
-			res.wantError(t, threads.EBADREQUEST, http.StatusBadRequest)
-			return
-		}
-		// Opened: then it must deliver (a resync_required, or the new
-		// conversation), not skip. Give up after many heartbeats.
+		s := he.mustSubscribe(t, he.Key, "group_id=g", forged)
+		// Give up after many heartbeats rather than wait for the guard.
 		beats := 0
 		s.r.IDOnly = func(string) {
 			if beats++; beats == 50 {
 				go s.close()
 			}
 		}
-		id := he.createConversation(he.Key, "g", "after the forged cursor")["id"].(string)
-		ev, err := s.r.Next()
-		if err != nil {
-			t.Fatalf("no event in 50 heartbeats after a conversation was created: the stream skips it")
+		next := func() *sse.Event {
+			t.Helper()
+			ev, err := s.r.Next()
+			if err != nil {
+				t.Fatalf("no event within 50 heartbeats: the stream skips what it should deliver")
+			}
+			return ev
 		}
-		if ev.Type != threads.EventResyncRequired && !strings.Contains(ev.Data, id) {
-			t.Fatalf("got %s %s", ev.Type, ev.Data)
+		if ev := next(); ev.Type != threads.EventResyncRequired {
+			t.Fatalf("first event %s %s, want resync_required", ev.Type, ev.Data)
+		}
+		beats = 0
+		id := he.createConversation(he.Key, "g", "after the forged cursor")["id"].(string)
+		if ev := next(); ev.Type != threads.EventConversationCreated || !strings.Contains(ev.Data, id) {
+			t.Fatalf("after resync_required got %s %s, want the new conversation", ev.Type, ev.Data)
+		}
+	})
+	t.Run("another tenant's cursor", func(t *testing.T) {
+		// acme's log is ahead of globex's; globex resuming from acme's
+		// cursor is told to resync (SQLite: positions are per tenant) or,
+		// where positions are global (PostgreSQL), simply resumes. Either
+		// way it gets its own next event and never acme's.
+		he := newTestEnv(t, func(c *server.Config, _ *broker.Config) { c.Heartbeat = 20 * time.Millisecond })
+		a := he.mustSubscribe(t, he.Key, "group_id=g", "")
+		for range 5 {
+			he.createConversation(he.Key, "g", "acme's")
+		}
+		var acme string
+		for range 5 {
+			acme = a.next().ID
+		}
+		a.close()
+		s := he.mustSubscribe(t, he.OtherKey, "group_id=g", acme)
+		id := he.createConversation(he.OtherKey, "g", "globex's")["id"].(string)
+		ev := s.next()
+		if ev.Type == threads.EventResyncRequired {
+			ev = s.next()
+		}
+		if ev.Data.Conversation == nil || ev.Data.Conversation.ID != id {
+			t.Fatalf("globex resuming from acme's cursor got %s, want its own conversation %s", ev.Raw, id)
 		}
 	})
 }
@@ -612,31 +645,53 @@ func TestSlowloris(t *testing.T) {
 			t.Fatal("the server read the whole dribbled body without answering or closing")
 		}
 		<-closed
-		if res != nil {
-			t.Logf("a body dribbled past ReadTimeout is answered %d", res.StatusCode)
+		if res != nil && res.StatusCode != http.StatusBadRequest {
+			t.Errorf("a body dribbled past ReadTimeout is answered %d, want 400", res.StatusCode)
 		}
 	})
 	before.diff(t, takeSnapshot(t, e, "", "acme"), "slow clients")
 }
 
 // TestSlowBodyIsAClientError: a body that does not arrive within
-// ReadTimeout is the client's fault, not the server's.
+// ReadTimeout, or is cut off, is the client's failure: BAD_REQUEST
+// (docs/api.md), nothing stored, and not counted as INTERNAL.
 func TestSlowBodyIsAClientError(t *testing.T) {
 	e, addr := slowServer(t, time.Minute, 200*time.Millisecond)
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	before := takeSnapshot(t, e, "", "acme")
 	body := `{"group_id":"slow","topic":"t"}`
-	fmt.Fprintf(conn, "POST /v1/threads/CreateConversation HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", e.Key, len(body)+100, body)
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatalf("no answer: %v", err)
+	for _, c := range []struct {
+		name string
+		send func(conn *net.TCPConn)
+	}{
+		{"slower than ReadTimeout", func(conn *net.TCPConn) {
+			// 100 bytes promised and never sent.
+			fmt.Fprintf(conn, "POST /v1/threads/CreateConversation HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", e.Key, len(body)+100, body)
+		}},
+		{"cut off by the client", func(conn *net.TCPConn) {
+			fmt.Fprintf(conn, "POST /v1/threads/CreateConversation HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", e.Key, len(body)+100, body)
+			conn.CloseWrite()
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			c.send(conn.(*net.TCPConn))
+			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			defer res.Body.Close()
+			raw, _ := io.ReadAll(res.Body)
+			r := &response{Status: res.StatusCode, Header: res.Header, Raw: raw}
+			json.Unmarshal(raw, &r.Body)
+			r.wantError(t, threads.EBADREQUEST, http.StatusBadRequest)
+		})
 	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	if res.StatusCode < 400 || res.StatusCode >= 500 {
-		t.Fatalf("a body that never came is answered %d %s, want a 4xx", res.StatusCode, raw)
+	before.diff(t, takeSnapshot(t, e, "", "acme"), "incomplete bodies")
+	if m := e.do("GET", "/metrics", "", nil); strings.Contains(string(m.Raw), `code="INTERNAL"`) {
+		t.Errorf("an incomplete body is counted as INTERNAL in /metrics")
 	}
 }
