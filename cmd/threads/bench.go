@@ -34,9 +34,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Limit, "limit", 25, "page size of list, recent (per conversation) and conversations")
 	fs.BoolVar(&cfg.Deep, "deep", false, "list: read the page before a random instant, not the newest page")
 	fs.BoolVar(&cfg.ClientIDs, "client-ids", false, "create: send a client message id (the idempotent path)")
-	fs.IntVar(&cfg.Subscribers, "subscribers", 1000, "fanout: SSE subscribers to the group")
+	fs.IntVar(&cfg.Subscribers, "subscribers", 100, "fanout: SSE subscribers to the group (a server allows --max-streams-per-key, default 100)")
 	fs.Float64Var(&cfg.Rate, "rate", 20, "fanout: messages posted per second")
-	fs.BoolVar(&cfg.Floor, "floor", false, "also measure an in-process net/http JSON echo server under the same load and print the ratio")
+	fs.BoolVar(&cfg.Floor, "floor", false, "also measure an in-process net/http JSON echo server under the same load, in turns with the server, and print the ratio")
 	allowRemote := fs.Bool("allow-remote", false, "allow a --url that is not a loopback address")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if pos, err := parse(fs, args); err != nil {

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/threads-server/threads/internal/loadgen"
 )
@@ -132,5 +138,58 @@ func TestBenchRefusals(t *testing.T) {
 	}
 	if code, _, errs := run(t, "bench"); code != 2 || !strings.Contains(errs, "--key") {
 		t.Errorf("bench without a key: exit %d %q", code, errs)
+	}
+}
+
+// TestProfileServe is not a test but a tool: the server has no pprof
+// endpoint, so to see where a `threads bench` run spends the server's CPU,
+// run serve in this test process under runtime/pprof and load it from
+// another process:
+//
+//	THREADS_PROFILE_SERVE='--db /tmp/p.db --addr 127.0.0.1:18090 --max-streams-per-key 20000' \
+//	THREADS_PROFILE_OUT=/tmp/cpu.pprof THREADS_PROFILE_FOR=60s \
+//	go test -run TestProfileServe -timeout 0 ./cmd/threads
+//
+// It serves for THREADS_PROFILE_FOR, profiling CPU throughout, and writes
+// a heap profile beside it at the end (allocations) and, with
+// THREADS_PROFILE_HEAP_AT=20s, one at that moment (what is in use then,
+// e.g. with idle subscribers connected); `go tool pprof` reads them.
+func TestProfileServe(t *testing.T) {
+	args := os.Getenv("THREADS_PROFILE_SERVE")
+	if args == "" {
+		t.Skip("set THREADS_PROFILE_SERVE to serve under the profiler")
+	}
+	out := cmp.Or(os.Getenv("THREADS_PROFILE_OUT"), "cpu.pprof")
+	d, err := time.ParseDuration(cmp.Or(os.Getenv("THREADS_PROFILE_FOR"), "60s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if at, err := time.ParseDuration(os.Getenv("THREADS_PROFILE_HEAP_AT")); err == nil {
+		time.AfterFunc(at, func() {
+			runtime.GC()
+			if h, err := os.Create(out + ".heap-at"); err == nil {
+				pprof.Lookup("heap").WriteTo(h, 0)
+				h.Close()
+			}
+		})
+	}
+	code := Main(ctx, append([]string{"serve"}, strings.Fields(args)...), os.Stdout, os.Stderr)
+	pprof.StopCPUProfile()
+	if h, err := os.Create(out + ".heap"); err == nil {
+		pprof.Lookup("heap").WriteTo(h, 0)
+		h.Close()
+	}
+	if code != 0 {
+		t.Fatalf("serve exited %d", code)
 	}
 }

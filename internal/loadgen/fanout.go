@@ -112,6 +112,11 @@ func runFanout(ctx context.Context, c *client, cfg Config, rep *Report) error {
 	}
 	f.DeliveryLatency = latencyOf(&hist)
 	f.DeliveredPerSec = rate(uint64(f.Delivered), last.Sub(postStart).Seconds())
+	if idle != nil && after != nil && f.Delivered > 0 {
+		// From idle to drained: what posting and delivering cost the server.
+		cpu := after["process_cpu_seconds_total"] - idle["process_cpu_seconds_total"]
+		f.ServerCPUSeconds, f.ServerCPUMicrosPerEvent = cpu, cpu*1e6/float64(f.Delivered)
+	}
 	if before != nil && after != nil {
 		f.ServerDropped = after["threads_event_subscribers_dropped_total"] - before["threads_event_subscribers_dropped_total"]
 		f.ServerDelivered = after["threads_events_delivered_total"] - before["threads_events_delivered_total"]

@@ -169,6 +169,10 @@ type FanoutReport struct {
 	Reconnects         int64   `json:"reconnects"`
 	ServerDropped      float64 `json:"server_dropped"`   // threads_event_subscribers_dropped_total during the run
 	ServerDelivered    float64 `json:"server_delivered"` // threads_events_delivered_total during the run
+	// ServerCPUSeconds is the server's CPU from idle to drained (posting
+	// and delivering), and per delivered event.
+	ServerCPUSeconds        float64 `json:"server_cpu_seconds"`
+	ServerCPUMicrosPerEvent float64 `json:"server_cpu_us_per_event"`
 }
 
 // IdleMemory is the server's growth from no subscriber to all of them
@@ -219,6 +223,10 @@ func (f *FanoutReport) print(w io.Writer) {
 	fmt.Fprintf(w, "delivered: %d of %d events = %.0f events/s (drained %.1fs after the last post)\n",
 		f.Delivered, f.Expected, f.DeliveredPerSec, f.DrainSeconds)
 	fmt.Fprintf(w, "delivery:  %s (post to receipt)\n", f.DeliveryLatency)
+	if f.ServerCPUSeconds > 0 {
+		fmt.Fprintf(w, "server:    %.1f CPU s while posting and delivering = %.1f µs per delivered event\n",
+			f.ServerCPUSeconds, f.ServerCPUMicrosPerEvent)
+	}
 	fmt.Fprintf(w, "checks:    missed %d (%d subscribers), duplicates %d, out of order %d, reconnects %d, server drops %.0f\n",
 		f.Missed, f.SubscribersMissing, f.Duplicates, f.OutOfOrder, f.Reconnects, f.ServerDropped)
 }

@@ -84,31 +84,52 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Seconds: time.Since(start).Seconds()}
 
 	sc := newScenario(cfg.Scenario, cfg.Group, runID(), convs, cfg.Limit, cfg.Deep, cfg.ClientIDs)
-	before, _ := scrape(c, cfg.URL)
-	fmt.Fprintf(cfg.Log, "running %s: %d clients for %s\n", cfg.Scenario, cfg.Clients, cfg.Duration)
-	res := closedLoop(ctx, cfg.Clients, cfg.Duration, func(w *worker) (string, outcome, error) {
-		r := sc.next(w)
-		var out any
-		if r.page != nil {
-			out = r.page
+	workers := newWorkers(cfg.Clients)
+	ours := func(d time.Duration) *loadResult {
+		return closedLoop(ctx, workers, d, func(w *worker) (string, outcome, error) {
+			r := sc.next(w)
+			var out any
+			if r.page != nil {
+				out = r.page
+			}
+			o, err := c.do(r.method, r.body, out)
+			sc.done(w, r)
+			return r.op, o, err
+		})
+	}
+	// With --floor, our server and the echo server take turns in slices of
+	// a second, so that a burst of noise from elsewhere on the machine
+	// hits both alike and their ratio holds still.
+	slice := cfg.Duration
+	var floor *floorServer
+	if cfg.Floor {
+		if floor, err = startFloor(cfg.Clients); err != nil {
+			return nil, fmt.Errorf("floor: %w", err)
 		}
-		o, err := c.do(r.method, r.body, out)
-		sc.done(w, r)
-		return r.op, o, err
-	})
+		defer floor.close()
+		slice = min(time.Second, cfg.Duration)
+		fmt.Fprintf(cfg.Log, "running %s and the floor (JSON echo) in turns of %s: %d clients for %s each\n",
+			cfg.Scenario, slice, cfg.Clients, cfg.Duration)
+	} else {
+		fmt.Fprintf(cfg.Log, "running %s: %d clients for %s\n", cfg.Scenario, cfg.Clients, cfg.Duration)
+	}
+	before, _ := scrape(c, cfg.URL)
+	res, fres := newLoadResult(), newLoadResult()
+	for left := cfg.Duration; left > 0 && ctx.Err() == nil; left -= slice {
+		res.merge(ours(min(slice, left)))
+		if floor != nil {
+			fres.merge(floor.load(ctx, min(slice, left)))
+		}
+	}
 	after, _ := scrape(c, cfg.URL)
 	res.fill(rep)
 	rep.Server = serverUse(before, after, rep.Requests)
-
-	if cfg.Floor {
-		fmt.Fprintf(cfg.Log, "running the floor: JSON echo, %d clients for %s\n", cfg.Clients, cfg.Duration)
-		f, err := runFloor(ctx, cfg.Clients, cfg.Duration)
-		if err != nil {
-			return nil, fmt.Errorf("floor: %w", err)
-		}
-		rep.Floor = f
+	if floor != nil {
+		var f Report
+		fres.fill(&f)
+		rep.Floor = &FloorReport{RPS: f.RPS, Latency: f.Latency, Errors: f.Errors}
 		if f.RPS > 0 {
-			f.Ratio = rep.RPS / f.RPS
+			rep.Floor.Ratio = rep.RPS / f.RPS
 		}
 	}
 	return rep, nil
@@ -131,31 +152,55 @@ type loadResult struct {
 	elapsed time.Duration
 }
 
-// closedLoop runs clients goroutines, each calling call back to back
-// until d has passed. Each keeps its own histograms and counts, merged at
-// the end, so measuring adds no shared lock to the load. A request under
-// way at the deadline is finished and counted; elapsed runs to the last
-// answer, so the rate is never flattered.
-func closedLoop(ctx context.Context, clients int, d time.Duration, call func(*worker) (string, outcome, error)) *loadResult {
-	type local struct {
-		ops     map[string]*Histogram
-		errs    map[string]int64
-		samples map[string]string
-		end     time.Time
+func newWorkers(n int) []*worker {
+	ws := make([]*worker, n)
+	seed := uint64(time.Now().UnixNano())
+	for i := range ws {
+		ws[i] = &worker{id: i, rng: rnd.New(rnd.NewPCG(uint64(i), seed))}
 	}
-	locals := make([]local, clients)
+	return ws
+}
+
+func newLoadResult() *loadResult {
+	return &loadResult{ops: map[string]*Histogram{}, errs: map[string]int64{}, samples: map[string]string{}}
+}
+
+// merge adds o to r; elapsed times add up, as the runs took turns.
+func (r *loadResult) merge(o *loadResult) {
+	for op, h := range o.ops {
+		if r.ops[op] == nil {
+			r.ops[op] = &Histogram{}
+		}
+		r.ops[op].Merge(h)
+	}
+	for k, n := range o.errs {
+		r.errs[k] += n
+		if _, ok := r.samples[k]; !ok {
+			r.samples[k] = o.samples[k]
+		}
+	}
+	r.elapsed += o.elapsed
+}
+
+// closedLoop runs one goroutine per worker, each calling call back to
+// back until d has passed. Each keeps its own histograms and counts,
+// merged at the end, so measuring adds no shared lock to the load. A
+// request under way at the deadline is finished and counted; elapsed runs
+// to the last answer, so the rate is never flattered.
+func closedLoop(ctx context.Context, workers []*worker, d time.Duration, call func(*worker) (string, outcome, error)) *loadResult {
+	locals := make([]*loadResult, len(workers))
+	ends := make([]time.Time, len(workers))
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
-	for i := range clients {
-		l := &locals[i]
-		l.ops, l.errs, l.samples = map[string]*Histogram{}, map[string]int64{}, map[string]string{}
-		w := &worker{id: i, rng: rnd.New(rnd.NewPCG(uint64(i), uint64(start.UnixNano())))}
+	for i, w := range workers {
+		l := newLoadResult()
+		locals[i] = l
 		wg.Go(func() {
 			for ctx.Err() == nil && time.Now().Before(deadline) {
 				t0 := time.Now()
 				op, o, err := call(w)
-				l.end = time.Now()
+				ends[i] = time.Now()
 				if o != "" {
 					l.errs[o]++
 					if _, ok := l.samples[o]; !ok && err != nil {
@@ -168,28 +213,17 @@ func closedLoop(ctx context.Context, clients int, d time.Duration, call func(*wo
 					h = &Histogram{}
 					l.ops[op] = h
 				}
-				h.Record(l.end.Sub(t0))
+				h.Record(ends[i].Sub(t0))
 			}
 		})
 	}
 	wg.Wait()
-	res := &loadResult{ops: map[string]*Histogram{}, errs: map[string]int64{}, samples: map[string]string{}}
+	res := newLoadResult()
 	end := start
-	for _, l := range locals {
-		for op, h := range l.ops {
-			if res.ops[op] == nil {
-				res.ops[op] = &Histogram{}
-			}
-			res.ops[op].Merge(h)
-		}
-		for o, n := range l.errs {
-			res.errs[o] += n
-			if _, ok := res.samples[o]; !ok {
-				res.samples[o] = l.samples[o]
-			}
-		}
-		if l.end.After(end) {
-			end = l.end
+	for i, l := range locals {
+		res.merge(l)
+		if ends[i].After(end) {
+			end = ends[i]
 		}
 	}
 	res.elapsed = end.Sub(start)

@@ -79,9 +79,16 @@ func echo(w http.ResponseWriter, r *http.Request) {
 	w.Write(out)
 }
 
-// runFloor serves echo on a loopback port of this process and drives it
-// with the same closed loop, client and request body as CreateMessage.
-func runFloor(ctx context.Context, clients int, d time.Duration) (*FloorReport, error) {
+// floorServer serves echo on a loopback port of this process; load
+// drives it with the same closed loop, client settings and request body
+// as CreateMessage.
+type floorServer struct {
+	srv     *http.Server
+	c       *client
+	workers []*worker
+}
+
+func startFloor(clients int) (*floorServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -90,15 +97,18 @@ func runFloor(ctx context.Context, clients int, d time.Duration) (*FloorReport, 
 	mux.HandleFunc("POST /v1/threads/{method}", echo)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
-	defer srv.Close()
-	c := newClient("http://"+ln.Addr().String(), "floor", clients)
-	defer c.close()
-	res := closedLoop(ctx, clients, d, func(w *worker) (string, outcome, error) {
+	return &floorServer{srv: srv, c: newClient("http://"+ln.Addr().String(), "floor", clients), workers: newWorkers(clients)}, nil
+}
+
+func (f *floorServer) load(ctx context.Context, d time.Duration) *loadResult {
+	return closedLoop(ctx, f.workers, d, func(w *worker) (string, outcome, error) {
 		w.n++
-		o, err := c.do("CreateMessage", messageBody("floor-conversation", "floor", w.n, ""), nil)
+		o, err := f.c.do("CreateMessage", messageBody("floor-conversation", "floor", w.n, ""), nil)
 		return "echo", o, err
 	})
-	var rep Report
-	res.fill(&rep)
-	return &FloorReport{RPS: rep.RPS, Latency: rep.Latency, Errors: rep.Errors}, nil
+}
+
+func (f *floorServer) close() {
+	f.srv.Close()
+	f.c.close()
 }
