@@ -173,7 +173,8 @@ func (db *DB) createMessageAlone(ctx context.Context, tenant string, m *threads.
 	var created bool
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, created, err = db.createMessage(ctx, db.bind(ctx, tx), tenant, m)
+		// As before group commit: statements as text, no savepoint.
+		out, created, err = db.createMessage(ctx, &txStmts{tx: tx}, tenant, m)
 		return err
 	})
 	if err != nil {
@@ -287,9 +288,9 @@ func (db *DB) writeBatch(batch []*msgReq) (err error) {
 		tx.Rollback()
 		return mapErr(err)
 	}
-	ts := db.bind(ctx, tx)
+	ts := db.inTx(tx)
 	for _, r := range batch {
-		if _, err := ts.savepoint.ExecContext(ctx); err != nil {
+		if _, err := ts.exec(ctx, stSavepoint); err != nil {
 			return abandon(err)
 		}
 		var out *threads.Message
@@ -305,12 +306,12 @@ func (db *DB) writeBatch(batch []*msgReq) (err error) {
 			// If SQLite rolled back the whole transaction on this error, the
 			// savepoint is gone with it, ROLLBACK TO fails, and the batch is
 			// abandoned with the message's error, the one that explains it.
-			if _, e := ts.rollbackTo.ExecContext(ctx); e != nil {
+			if _, e := ts.exec(ctx, stRollbackTo); e != nil {
 				return abandon(err)
 			}
 			out, created, err = nil, false, mapErr(err)
 		}
-		if _, e := ts.release.ExecContext(ctx); e != nil {
+		if _, e := ts.exec(ctx, stRelease); e != nil {
 			return abandon(e)
 		}
 		r.out, r.created, r.err = out, created, err

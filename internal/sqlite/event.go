@@ -44,21 +44,20 @@ const (
 // the change it describes, and sets e.Cursor. The caller calls notify once
 // tx has committed.
 func (db *DB) insertEvent(ctx context.Context, tx *sql.Tx, tenant string, e *threads.Event) error {
-	return db.appendEvent(ctx, tx.StmtContext(ctx, db.stmts.nextPos), tx.StmtContext(ctx, db.stmts.insertEvent), tenant, e)
+	return db.appendEvent(ctx, db.inTx(tx), tenant, e)
 }
 
-// appendEvent is insertEvent with the statements sqlNextEventPos and
-// sqlInsertEvent already bound to the transaction.
-func (db *DB) appendEvent(ctx context.Context, nextPos, insert *sql.Stmt, tenant string, e *threads.Event) error {
+// appendEvent is insertEvent with the transaction's statements (stmts.go).
+func (db *DB) appendEvent(ctx context.Context, ts *txStmts, tenant string, e *threads.Event) error {
 	data, err := e.MarshalData()
 	if err != nil {
 		return err
 	}
 	var pos, at int64
-	if err := nextPos.QueryRowContext(ctx, tenant, db.now()).Scan(&pos, &at); err != nil {
+	if err := ts.queryRow(ctx, stNextEventPos, tenant, db.now()).Scan(&pos, &at); err != nil {
 		return err
 	}
-	if _, err := insert.ExecContext(ctx, tenant, pos, at, e.Type, e.GroupID, e.ConversationID, string(data)); err != nil {
+	if _, err := ts.exec(ctx, stInsertEvent, tenant, pos, at, e.Type, e.GroupID, e.ConversationID, string(data)); err != nil {
 		return err
 	}
 	e.Cursor = threads.EventCursor{At: at, Hi: pos}

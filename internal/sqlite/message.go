@@ -34,7 +34,7 @@ const (
 // with another writer's. created reports whether a new message (and its
 // event) was written.
 func (db *DB) createMessage(ctx context.Context, ts *txStmts, tenant string, m *threads.Message) (_ *threads.Message, created bool, err error) {
-	stored, err := scanMessage(ts.byID.QueryRowContext(ctx, tenant, m.ID))
+	stored, err := scanMessage(ts.queryRow(ctx, stMessageByID, tenant, m.ID))
 	switch {
 	case err == nil:
 		if !m.SameContent(stored) {
@@ -43,7 +43,7 @@ func (db *DB) createMessage(ctx context.Context, ts *txStmts, tenant string, m *
 		// A retry of a message whose conversation has since been deleted
 		// (and is being purged) finds no conversation, as a new one would.
 		var one int
-		if err := ts.convExists.QueryRowContext(ctx, tenant, m.ConversationID).Scan(&one); err != nil {
+		if err := ts.queryRow(ctx, stConversationExists, tenant, m.ConversationID).Scan(&one); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return nil, false, threads.ErrConversationNotFound
 			}
@@ -56,18 +56,18 @@ func (db *DB) createMessage(ctx context.Context, ts *txStmts, tenant string, m *
 	out := *m
 	var sentAt int64
 	var groupID string
-	err = ts.advance.QueryRowContext(ctx, db.now(), tenant, m.ConversationID).Scan(&out.Seq, &sentAt, &groupID)
+	err = ts.queryRow(ctx, stAdvanceCounter, db.now(), tenant, m.ConversationID).Scan(&out.Seq, &sentAt, &groupID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, threads.ErrConversationNotFound
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	if _, err := ts.insertMsg.ExecContext(ctx, tenant, m.ConversationID, sentAt, out.Seq, m.ID, m.AuthorID, m.Text); err != nil {
+	if _, err := ts.exec(ctx, stInsertMessage, tenant, m.ConversationID, sentAt, out.Seq, m.ID, m.AuthorID, m.Text); err != nil {
 		return nil, false, err
 	}
 	out.SentAt = threads.FromMicros(sentAt)
-	if err := db.appendEvent(ctx, ts.nextPos, ts.insertEvent, tenant, threads.NewMessageEvent(groupID, &out)); err != nil {
+	if err := db.appendEvent(ctx, ts, tenant, threads.NewMessageEvent(groupID, &out)); err != nil {
 		return nil, false, err
 	}
 	return &out, true, nil

@@ -14,67 +14,91 @@ const sqlConversationExists = `SELECT 1 FROM conversations WHERE tenant_id = ? A
 const sqlInsertMessage = `INSERT INTO messages (tenant_id, conversation_id, sent_at, seq, id, author_id, text)
 	VALUES (?, ?, ?, ?, ?, ?, ?)`
 
-// writeStmts are the statements of CreateMessage and of the event log,
-// prepared once on the writer pool. The profile of group commit showed
-// SQLite's parser at a quarter of the writer's CPU when each statement
-// was prepared anew; prepared, each is parsed once per connection.
-type writeStmts struct {
-	byID, convExists, advance, insertMsg *sql.Stmt
-	nextPos, insertEvent                 *sql.Stmt
-	savepoint, release, rollbackTo       *sql.Stmt
+// The write statements of CreateMessage and of the event log.
+const (
+	stMessageByID = iota
+	stConversationExists
+	stAdvanceCounter
+	stInsertMessage
+	stNextEventPos
+	stInsertEvent
+	stSavepoint
+	stRelease
+	stRollbackTo
+	numStmts
+)
+
+var stmtText = [numStmts]string{
+	stMessageByID:        sqlMessageByID,
+	stConversationExists: sqlConversationExists,
+	stAdvanceCounter:     sqlAdvanceCounter,
+	stInsertMessage:      sqlInsertMessage,
+	stNextEventPos:       sqlNextEventPos,
+	stInsertEvent:        sqlInsertEvent,
+	stSavepoint:          sqlSavepoint,
+	stRelease:            sqlRelease,
+	stRollbackTo:         sqlRollbackTo,
 }
 
-func (s *writeStmts) all() []**sql.Stmt {
-	return []**sql.Stmt{&s.byID, &s.convExists, &s.advance, &s.insertMsg, &s.nextPos, &s.insertEvent,
-		&s.savepoint, &s.release, &s.rollbackTo}
-}
+// writeStmts are the write statements prepared once on the writer pool.
+// The profile of group commit showed SQLite's parser at a quarter of the
+// writer goroutine's CPU when each statement was prepared anew; prepared,
+// each is parsed once per connection.
+type writeStmts [numStmts]*sql.Stmt
 
 // prepare prepares every statement on w (after the migrations, which
 // create the tables they name).
 func (s *writeStmts) prepare(ctx context.Context, w *sql.DB) error {
-	texts := []string{sqlMessageByID, sqlConversationExists, sqlAdvanceCounter, sqlInsertMessage, sqlNextEventPos, sqlInsertEvent,
-		sqlSavepoint, sqlRelease, sqlRollbackTo}
-	for i, p := range s.all() {
-		st, err := w.PrepareContext(ctx, texts[i])
+	for i, text := range stmtText {
+		st, err := w.PrepareContext(ctx, text)
 		if err != nil {
 			return err
 		}
-		*p = st
+		s[i] = st
 	}
 	return nil
 }
 
 func (s *writeStmts) close() error {
 	var errs []error
-	for _, p := range s.all() {
-		if *p != nil {
-			errs = append(errs, (*p).Close())
+	for _, st := range s {
+		if st != nil {
+			errs = append(errs, st.Close())
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// txStmts are writeStmts bound to one transaction (a batch binds them
-// once for all its messages).
+// txStmts runs the write statements inside one transaction: the prepared
+// ones, each bound to the transaction on first use (a batch binds each
+// once for all its messages), or, with prepared nil, as text, which is
+// how the unbatched path (benchmarks only) ran before group commit.
 type txStmts struct {
-	tx                                   *sql.Tx
-	byID, convExists, advance, insertMsg *sql.Stmt
-	nextPos, insertEvent                 *sql.Stmt
-	savepoint, release, rollbackTo       *sql.Stmt
+	tx       *sql.Tx
+	prepared *writeStmts
+	bound    [numStmts]*sql.Stmt
 }
 
-func (db *DB) bind(ctx context.Context, tx *sql.Tx) *txStmts {
-	s := &db.stmts
-	return &txStmts{
-		tx:          tx,
-		byID:        tx.StmtContext(ctx, s.byID),
-		convExists:  tx.StmtContext(ctx, s.convExists),
-		advance:     tx.StmtContext(ctx, s.advance),
-		insertMsg:   tx.StmtContext(ctx, s.insertMsg),
-		nextPos:     tx.StmtContext(ctx, s.nextPos),
-		insertEvent: tx.StmtContext(ctx, s.insertEvent),
-		savepoint:   tx.StmtContext(ctx, s.savepoint),
-		release:     tx.StmtContext(ctx, s.release),
-		rollbackTo:  tx.StmtContext(ctx, s.rollbackTo),
+// inTx returns the prepared statements for tx.
+func (db *DB) inTx(tx *sql.Tx) *txStmts { return &txStmts{tx: tx, prepared: &db.stmts} }
+
+func (ts *txStmts) stmt(ctx context.Context, i int) *sql.Stmt {
+	if ts.bound[i] == nil {
+		ts.bound[i] = ts.tx.StmtContext(ctx, ts.prepared[i])
 	}
+	return ts.bound[i]
+}
+
+func (ts *txStmts) queryRow(ctx context.Context, i int, args ...any) *sql.Row {
+	if ts.prepared == nil {
+		return ts.tx.QueryRowContext(ctx, stmtText[i], args...)
+	}
+	return ts.stmt(ctx, i).QueryRowContext(ctx, args...)
+}
+
+func (ts *txStmts) exec(ctx context.Context, i int, args ...any) (sql.Result, error) {
+	if ts.prepared == nil {
+		return ts.tx.ExecContext(ctx, stmtText[i], args...)
+	}
+	return ts.stmt(ctx, i).ExecContext(ctx, args...)
 }
