@@ -64,15 +64,23 @@ import (
 //
 // Serialization with the other writes: conversations, keys, event and
 // conversation purges and migrations keep using write(), a transaction on
-// the one writer connection of db.w. The batcher uses the same pool, one
-// transaction per batch, so database/sql's queue for that single
-// connection orders a batch among the other writes like any other
-// transaction: neither waits for more than one transaction of the other,
-// and SQLite never sees two writers of this process at once.
+// the one writer connection of db.w (SetMaxOpenConns(1)). The batcher
+// takes the connection from that same pool for each batch, with an
+// ordinary BeginTx, and gives it back at COMMIT: database/sql's queue for
+// the single connection orders batches and the other writes, one
+// transaction at a time, and SQLite never sees two writers of this
+// process. When a batch commits, a write waiting for the connection gets
+// it at once (the writer goroutine asks again only after answering the
+// batch), so a conversation write waits behind at most one batch, plus
+// the other writes queued with it; a batch, in turn, waits for the writes
+// that got the connection first. All other writes were left as they were:
+// none is hot enough to need batching, and routing them through the
+// writer goroutine would only add a hop.
 
 // maxBatch is the most messages one transaction takes. It bounds how long
-// a batch holds the write lock (a few milliseconds), and so how long a
-// conversation create or a purge waits behind one.
+// a batch holds the write lock (256 messages: some tens of milliseconds on
+// a busy 2-core machine), and so how long a conversation create or a purge
+// step waits behind one. Batches only reach it under heavy load.
 const maxBatch = 256
 
 // errClosed answers a CreateMessage that the store could not take because
