@@ -26,7 +26,15 @@ import (
 // exactly once.
 func TestEventsResume(t *testing.T) {
 	e := newTestEnv(t)
+	// Subscribe before anything is written: the conversation's creation
+	// is the first event, and its cursor the start of what must arrive.
+	first := e.mustSubscribe(t, e.Key, "group_id=g", "")
 	conv := e.createConversation(e.Key, "g", "resume")["id"].(string)
+	if ev := first.next(); ev.Type != threads.EventConversationCreated {
+		t.Fatalf("first event %s", ev.Raw)
+	}
+	cursor := first.lastID()
+	first.close()
 	const writers, perWriter = 3, 60
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -42,7 +50,6 @@ func TestEventsResume(t *testing.T) {
 		})
 	}
 	var got []string
-	cursor := ""
 	for round := 0; len(got) < writers*perWriter; round++ {
 		s := e.mustSubscribe(t, e.Key, "conversation_id="+conv, cursor)
 		for range 1 + round%7 {
