@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -149,16 +152,20 @@ func TestEventsSlowSubscriber(t *testing.T) {
 		c.StreamWriteTimeout = 10 * time.Minute
 	})
 	conv := e.createConversation(e.Key, "g", "slow")["id"].(string)
-	slow := e.mustSubscribe(t, e.Key, "group_id=g", "")
-	// Enough large messages to fill the socket buffers between the
-	// server and the unread client, then the broker's buffer of 4.
+	// The slow client's socket takes 4 KiB before the server's writes
+	// block, and the server's send buffer at most 4 MiB (Linux's tcp_wmem
+	// maximum): 150 messages of 64 KiB fill the way between them twice
+	// over, then the broker's buffer of 4.
+	slowClient := *e
+	slowClient.Client = smallReceiveBufferClient()
+	slow := slowClient.mustSubscribe(t, e.Key, "group_id=g", "")
 	text := strings.Repeat("x", threads.MaxTextBytes-16)
-	const n = 400
+	const n = 150
 	for i := range n {
 		e.createMessage(e.Key, conv, "ann", fmt.Sprintf("%04d%s", i, text))
 	}
 	var got []string
-	for {
+	for len(got) < n {
 		ev, err := slow.r.Next()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
@@ -211,4 +218,18 @@ func TestEventsStuckClient(t *testing.T) {
 		}
 		e.createMessage(e.Key, conv, "ann", text)
 	}
+}
+
+// smallReceiveBufferClient is an HTTP client whose connections have a
+// 4 KiB receive buffer, so that a client that stops reading pushes back
+// on the server after kilobytes rather than megabytes.
+func smallReceiveBufferClient() *http.Client {
+	d := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		return errors.Join(err, serr)
+	}}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
 }
