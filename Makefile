@@ -1,7 +1,7 @@
 # Everyday commands. The README's two commands need none of these; they
 # are shorthands for developers.
 
-.PHONY: run test generate fuzz ci build
+.PHONY: run test generate fuzz ci build corpus
 
 run:
 	go run ./cmd/threads serve
@@ -25,3 +25,14 @@ fuzz:
 
 ci:
 	bash .ci/run
+
+# Keep what fuzzing found: copy the fuzz cache's corpus (small inputs, up
+# to 60 a target) into each package's testdata/fuzz, where plain
+# `go test` runs it as seeds on every run.
+corpus:
+	@gc=$$(go env GOCACHE)/fuzz/github.com/threads-server/threads; \
+	for t in $$gc/Fuzz* $$gc/internal/*/Fuzz*; do \
+	  rel=$${t#$$gc/}; pkg=$$(dirname $$rel); [ "$$pkg" = "." ] && pkg=""; \
+	  dest="./$${pkg:+$$pkg/}testdata/fuzz/$$(basename $$t)"; mkdir -p "$$dest"; \
+	  for f in $$(ls -S -r $$t | head -60); do [ $$(stat -c %s $$t/$$f) -lt 4096 ] && cp $$t/$$f $$dest/; done; \
+	done; true
