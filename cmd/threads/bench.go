@@ -37,6 +37,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Subscribers, "subscribers", 100, "fanout: SSE subscribers to the group (a server allows --max-streams-per-key, default 100)")
 	fs.Float64Var(&cfg.Rate, "rate", 20, "fanout: messages posted per second")
 	fs.BoolVar(&cfg.Floor, "floor", false, "also measure an in-process net/http JSON echo server under the same load, in turns with the server, and print the ratio")
+	fs.StringVar(&cfg.FloorURL, "floor-url", "", "with --floor: measure the echo server at this URL (threads bench --serve-floor) instead of one in this process")
+	serveFloor := fs.String("serve-floor", "", "serve the floor's JSON echo on this address until interrupted, and do nothing else")
 	allowRemote := fs.Bool("allow-remote", false, "allow a --url that is not a loopback address")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if pos, err := parse(fs, args); err != nil {
@@ -45,12 +47,23 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "threads bench: unexpected argument %q\n", pos[0])
 		return errUsage
 	}
+	if *serveFloor != "" {
+		return loadgen.ServeFloor(ctx, *serveFloor, func(addr string) {
+			fmt.Fprintf(stdout, "floor (JSON echo) listening on http://%s\n", addr)
+		})
+	}
 	if cfg.Key == "" {
 		fmt.Fprintln(stderr, "usage: threads bench --key KEY [--url URL] [--scenario S] [--clients N] [--duration D] …  (threads bench -h)")
 		return errUsage
 	}
 	if err := loadgen.CheckTarget(cfg.URL, *allowRemote); err != nil {
 		return err
+	}
+	if cfg.FloorURL != "" {
+		cfg.Floor = true
+		if err := loadgen.CheckTarget(cfg.FloorURL, *allowRemote); err != nil {
+			return err
+		}
 	}
 	if cfg.Duration > maxBenchDuration && !*long {
 		return fmt.Errorf("--duration %s is above %s; pass --long to mean it", cfg.Duration, maxBenchDuration)

@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"strings"
@@ -84,6 +86,35 @@ func TestBenchScenarios(t *testing.T) {
 
 	t.Run("floor", func(t *testing.T) {
 		r := bench(t, url, key, append(short, "--scenario", "create", "--floor", "--client-ids")...)
+		checkLoad(t, r)
+		if f := r.Floor; f == nil || f.RPS <= 0 || f.Errors != 0 || f.Ratio <= 0 {
+			t.Errorf("floor: %+v", r.Floor)
+		}
+	})
+
+	t.Run("floor-url", func(t *testing.T) {
+		// The floor in a process of its own (here a goroutine running
+		// the same command), measured through --floor-url.
+		ctx, cancel := context.WithCancel(context.Background())
+		out, done := &syncBuffer{}, make(chan int, 1)
+		go func() { done <- Main(ctx, []string{"bench", "--serve-floor", "127.0.0.1:0"}, out, io.Discard) }()
+		defer func() {
+			cancel()
+			if code := <-done; code != 0 {
+				t.Errorf("--serve-floor exited %d", code)
+			}
+		}()
+		floorURL := ""
+		for range 1000 {
+			if floorURL = regexp.MustCompile(`http://\S+`).FindString(out.String()); floorURL != "" {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if floorURL == "" {
+			t.Fatal("--serve-floor printed no address")
+		}
+		r := bench(t, url, key, append(short, "--scenario", "list", "--conversations", "12", "--messages", "40", "--floor-url", floorURL)...)
 		checkLoad(t, r)
 		if f := r.Floor; f == nil || f.RPS <= 0 || f.Errors != 0 || f.Ratio <= 0 {
 			t.Errorf("floor: %+v", r.Floor)

@@ -32,7 +32,8 @@ type Config struct {
 	Limit                   int     // page size for list, recent and conversations (default 25)
 	Deep                    bool    // list pages before a random instant instead of the newest
 	ClientIDs               bool    // create sends client message ids (the idempotency path)
-	Floor                   bool    // also measure the in-process JSON echo server
+	Floor                   bool    // also measure the JSON echo server
+	FloorURL                string  // the echo server of another process (ServeFloor); default in-process
 	Subscribers             int     // fanout: SSE subscribers
 	Rate                    float64 // fanout: messages posted per second
 	Log                     io.Writer
@@ -103,7 +104,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	slice := cfg.Duration
 	var floor *floorServer
 	if cfg.Floor {
-		if floor, err = startFloor(cfg.Clients); err != nil {
+		if floor, err = startFloor(cfg.Clients, cfg.FloorURL); err != nil {
 			return nil, fmt.Errorf("floor: %w", err)
 		}
 		defer floor.close()

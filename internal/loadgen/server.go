@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -79,25 +80,54 @@ func echo(w http.ResponseWriter, r *http.Request) {
 	w.Write(out)
 }
 
-// floorServer serves echo on a loopback port of this process; load
-// drives it with the same closed loop, client settings and request body
-// as CreateMessage.
+// floorServer is the echo server the run compares against: in this
+// process by default, or another process's (ServeFloor) at url, which
+// pays for crossing processes as our server does. load drives it with the
+// same closed loop, client settings and request body as CreateMessage.
 type floorServer struct {
-	srv     *http.Server
+	srv     *http.Server // nil when the floor is another process's
 	c       *client
 	workers []*worker
 }
 
-func startFloor(clients int) (*floorServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
+func startFloor(clients int, url string) (*floorServer, error) {
+	f := &floorServer{workers: newWorkers(clients)}
+	if url == "" {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		f.srv = floorHTTP()
+		go f.srv.Serve(ln)
+		url = "http://" + ln.Addr().String()
 	}
+	f.c = newClient(url, "floor", clients)
+	return f, nil
+}
+
+func floorHTTP() *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/threads/{method}", echo)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln)
-	return &floorServer{srv: srv, c: newClient("http://"+ln.Addr().String(), "floor", clients), workers: newWorkers(clients)}, nil
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+}
+
+// ServeFloor serves the floor's echo handler on addr until ctx ends, for
+// `threads bench --serve-floor`: a floor in a process of its own.
+func ServeFloor(ctx context.Context, addr string, listening func(addr string)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := floorHTTP()
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	listening(ln.Addr().String())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 func (f *floorServer) load(ctx context.Context, d time.Duration) *loadResult {
@@ -109,6 +139,8 @@ func (f *floorServer) load(ctx context.Context, d time.Duration) *loadResult {
 }
 
 func (f *floorServer) close() {
-	f.srv.Close()
+	if f.srv != nil {
+		f.srv.Close()
+	}
 	f.c.close()
 }
