@@ -67,6 +67,7 @@ type Server struct {
 	requestTimeout      time.Duration
 	writeTimeout        time.Duration
 	limiter             *limiter
+	rendered            renderCache
 }
 
 var _ threadspbconnect.ThreadsHandler = (*Server)(nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -46,8 +47,9 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	buf = append(buf, "retry: 2000\nid: "...)
 	buf = append(buf, st.Cursor().Token()...)
 	buf = append(buf, "\n\n"...)
+	out := buf
 	for {
-		if err := s.writeStream(w, rc, buf); err != nil {
+		if err := s.writeStream(w, rc, out); err != nil {
 			return
 		}
 		e, err := st.next(s.heartbeat)
@@ -55,8 +57,48 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			s.endStream(r.Context(), err)
 			return
 		}
-		buf = appendSSE(buf[:0], e)
+		if e.Type == eventHeartbeat || e.Type == threads.EventResyncRequired {
+			buf = appendSSE(buf[:0], e)
+			out = buf
+		} else {
+			out = s.rendered.sse(e)
+		}
 	}
+}
+
+// renderCache renders each event once for every stream that sends it: the
+// broker hands the same *threads.Event to all the subscribers of a tenant,
+// so with thousands of them the JSON and the SSE framing are made once,
+// not thousands of times. It holds the last renderCacheSize events;
+// rendered bytes are never modified after they are stored.
+type renderCache struct {
+	mu   sync.Mutex
+	m    map[*threads.Event][]byte
+	ring [renderCacheSize]*threads.Event
+	next int
+}
+
+const renderCacheSize = 4096
+
+func (c *renderCache) sse(e *threads.Event) []byte {
+	c.mu.Lock()
+	b, ok := c.m[e]
+	c.mu.Unlock()
+	if ok {
+		return b
+	}
+	b = appendSSE(nil, e)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[*threads.Event][]byte, renderCacheSize)
+	}
+	if old := c.ring[c.next]; old != nil {
+		delete(c.m, old)
+	}
+	c.ring[c.next], c.m[e] = e, b
+	c.next = (c.next + 1) % renderCacheSize
+	return b
 }
 
 // appendSSE renders one event. A heartbeat is a comment and an id with no
