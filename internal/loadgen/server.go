@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -23,7 +24,7 @@ func scrape(c *client, base string) (map[string]float64, error) {
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return nil, &http.ProtocolError{ErrorString: "GET /metrics: " + res.Status}
+		return nil, fmt.Errorf("GET /metrics: %s", res.Status)
 	}
 	m := map[string]float64{}
 	sc := bufio.NewScanner(res.Body)
