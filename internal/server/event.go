@@ -28,15 +28,18 @@ type streams struct {
 	max    int
 	mu     sync.Mutex
 	perKey map[string]int
-	done   chan struct{}
-	once   sync.Once
+	// shutdown ends with StopStreams; each stream's context follows it
+	// through context.AfterFunc, with no goroutine per stream.
+	shutdown context.Context
+	stop     context.CancelFunc
 }
 
 func newStreams(max int) *streams {
 	if max <= 0 {
 		max = DefaultMaxStreamsPerKey
 	}
-	return &streams{max: max, perKey: map[string]int{}, done: make(chan struct{})}
+	ctx, stop := context.WithCancel(context.Background())
+	return &streams{max: max, perKey: map[string]int{}, shutdown: ctx, stop: stop}
 }
 
 func (st *streams) acquire(keyID string) error {
@@ -61,7 +64,7 @@ func (st *streams) release(keyID string) {
 // another replica, or on this one after restart). Register it with
 // http.Server.RegisterOnShutdown: Shutdown does not wait for streams, which
 // never go idle by themselves.
-func (s *Server) StopStreams() { s.streams.once.Do(func() { close(s.streams.done) }) }
+func (s *Server) StopStreams() { s.streams.stop() }
 
 // stream is one open subscription with its limits applied.
 type stream struct {
@@ -105,26 +108,18 @@ func (s *Server) openStream(ctx context.Context, h, limits http.Header, convIDs 
 		return nil, err
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.lifetime)
-	go func() {
-		select {
-		case <-s.streams.done:
-			cancel()
-		case <-sctx.Done():
-		}
-	}()
+	unhook := context.AfterFunc(s.streams.shutdown, cancel)
 	return &stream{Subscription: sub, ctx: sctx, cancel: cancel, close: func() {
+		unhook()
 		cancel()
 		sub.Close()
 		s.streams.release(key.ID)
 	}, stillValid: func(ctx context.Context) error {
+		// A database that is away keeps the stream: it delivers nothing
+		// new until the database is back anyway.
 		k, err := s.store.FindKey(ctx, key.Hash)
-		switch {
-		case threads.ErrorCode(err) == threads.ENOTFOUND || err == nil && k.Revoked():
+		if threads.ErrorCode(err) == threads.ENOTFOUND || err == nil && k.Revoked() {
 			return threads.Errorf(threads.EUNAUTHORIZED, "API key has been revoked")
-		case err != nil:
-			// The database is away: keep the stream; it delivers nothing
-			// new until the database is back anyway.
-			return nil
 		}
 		return nil
 	}}, nil

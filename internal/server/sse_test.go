@@ -248,3 +248,14 @@ func TestEventsRevokedKey(t *testing.T) {
 		t.Fatal("a revoked key opened a stream")
 	}
 }
+
+// TestEventsEndAtShutdown: StopStreams (run by http.Server.Shutdown)
+// ends open streams, which would otherwise keep Shutdown waiting.
+func TestEventsEndAtShutdown(t *testing.T) {
+	e := newTestEnv(t)
+	s := e.mustSubscribe(t, e.Key, "group_id=g", "")
+	e.api.StopStreams()
+	if _, err := s.r.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after StopStreams: %v, want the server to end the stream", err)
+	}
+}
