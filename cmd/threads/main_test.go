@@ -135,7 +135,8 @@ func TestKeysCLI(t *testing.T) {
 	}
 	id := strings.Fields(lines[1])[0]
 
-	url, _ := startServe(t, "--db", db)
+	// Without the key cache, a revocation is refused at once.
+	url, _ := startServe(t, "--db", db, "--key-cache-ttl", "0")
 	if code, body := post(t, url+"/v1/threads/ListConversations", key, `{"group_id":"g"}`); code != 200 {
 		t.Fatalf("before revoke: %d %s", code, body)
 	}

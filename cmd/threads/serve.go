@@ -37,6 +37,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"longest an API call may take before it answers UNAVAILABLE (env THREADS_REQUEST_TIMEOUT)")
 	rateLimit := fs.Float64("rate-limit", 0, "calls per second allowed per API key on average, 0 for no limit (env THREADS_RATE_LIMIT)")
 	rateBurst := fs.Int("rate-burst", 0, "calls a key may make at once above its rate (default: one second's worth) (env THREADS_RATE_BURST)")
+	keyTTL := fs.Duration("key-cache-ttl", envDuration("key-cache-ttl", time.Second),
+		"how long a key is trusted before it is read again; a revocation takes up to this long to reach this replica, 0 reads it on every request (env THREADS_KEY_CACHE_TTL)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -66,7 +68,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer stopBroker()
 	go events.Run(bctx, 10*time.Minute)
 	api := server.New(server.Config{Store: db, Logger: log, Broker: events, MaxStreamsPerKey: *maxStreams,
-		RequestTimeout: *reqTimeout, RateLimit: *rateLimit, RateBurst: *rateBurst})
+		RequestTimeout: *reqTimeout, RateLimit: *rateLimit, RateBurst: *rateBurst, KeyCacheTTL: *keyTTL})
 	srv := server.HTTPServer(*addr, api.Handler(), log)
 	srv.RegisterOnShutdown(api.StopStreams)
 	log.Info("listening", "addr", ln.Addr().String(), "db", dbf.display())

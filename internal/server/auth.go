@@ -46,7 +46,7 @@ func (s *Server) authenticate(ctx context.Context, h http.Header) (string, *thre
 		return "", nil, err
 	}
 	hash := threads.HashKey(secret)
-	key, err := s.store.FindKey(ctx, hash)
+	key, err := s.keys.find(ctx, s.store, hash)
 	if threads.ErrorCode(err) == threads.ENOTFOUND {
 		return "", nil, threads.Errorf(threads.EUNAUTHORIZED, "invalid API key")
 	}

@@ -48,6 +48,13 @@ type Config struct {
 	// worth). Past it a call is RATE_LIMITED with Retry-After.
 	RateLimit float64
 	RateBurst int
+	// KeyCacheTTL is how long a key read from the store is trusted before
+	// it is read again (0: read on every request). A key revoked through
+	// another process or replica keeps working here for up to this long;
+	// see keycache.go.
+	KeyCacheTTL time.Duration
+	// Now is the clock of the key cache (tests); default time.Now.
+	Now func() time.Time
 }
 
 // DefaultRequestTimeout is Config.RequestTimeout's default.
@@ -67,6 +74,7 @@ type Server struct {
 	requestTimeout      time.Duration
 	writeTimeout        time.Duration
 	limiter             *limiter
+	keys                *keyCache
 	rendered            renderCache
 }
 
@@ -95,6 +103,7 @@ func New(cfg Config) *Server {
 		s.reg = prometheus.NewRegistry()
 	}
 	s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
+	s.keys = newKeyCache(cfg.KeyCacheTTL, cfg.Now)
 	s.metrics = newMetrics(s.reg, s.broker)
 	s.m3o = s.m3oMethods()
 	return s

@@ -51,7 +51,7 @@ func (db *DB) CreateConversation(ctx context.Context, tenant string, c *threads.
 }
 
 func (db *DB) FindConversation(ctx context.Context, tenant, id, groupID string) (*threads.Conversation, error) {
-	c, err := scanConversation(db.r.QueryRowContext(ctx, sqlFindConversation, tenant, id))
+	c, err := scanConversation(db.queryRow(ctx, sqlFindConversation, tenant, id))
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func (db *DB) ListConversations(ctx context.Context, tenant string, f threads.Co
 	if after.IsZero() {
 		after.CreatedAt = math.MaxInt64
 	}
-	rows, err := db.r.QueryContext(ctx, sqlListConversations, tenant, f.GroupID, after.CreatedAt, after.ID, f.Limit+1)
+	rows, err := db.query(ctx, sqlListConversations, tenant, f.GroupID, after.CreatedAt, after.ID, f.Limit+1)
 	if err != nil {
 		return nil, next, mapErr(err)
 	}

@@ -53,6 +53,7 @@ type DB struct {
 	listeners listeners // OnEvents callbacks; see event.go
 
 	stmts     writeStmts // prepared on w; see stmts.go
+	reads     readStmts  // prepared on r as used; see read.go
 	batch     batcher    // group commit for CreateMessage; see batch.go
 	unbatched bool       // one transaction per CreateMessage (benchmarks only)
 	closeOnce sync.Once
@@ -199,7 +200,7 @@ func (db *DB) Close() error {
 	db.cancel()
 	db.closeOnce.Do(func() { close(db.batch.stop) })
 	db.wg.Wait()
-	return errors.Join(db.stmts.close(), db.r.Close(), db.w.Close())
+	return errors.Join(db.stmts.close(), db.reads.close(), db.r.Close(), db.w.Close())
 }
 
 // Ping checks that a reader can query the file.

@@ -71,7 +71,7 @@ func (db *DB) ReadEvents(ctx context.Context, tenant string, after threads.Event
 	var rows *sql.Rows
 	var err error
 	if f.All() {
-		rows, err = db.r.QueryContext(ctx, sqlReadEvents, tenant, after.Hi, limit)
+		rows, err = db.query(ctx, sqlReadEvents, tenant, after.Hi, limit)
 	} else {
 		args := make([]any, 0, len(f.ConversationIDs)+4)
 		args = append(args, tenant, after.Hi, limit, f.GroupID)
@@ -143,7 +143,7 @@ func filteredEventsQuery(group bool, n int) string {
 // events committed after this call began.
 func (db *DB) EventHead(ctx context.Context, tenant string) (threads.EventCursor, error) {
 	head := threads.EventCursor{At: db.now()}
-	err := db.r.QueryRowContext(ctx, sqlEventHead, tenant).Scan(&head.Hi)
+	err := db.queryRow(ctx, sqlEventHead, tenant).Scan(&head.Hi)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return threads.EventCursor{}, mapErr(err)
 	}

@@ -46,7 +46,7 @@ func (db *DB) CreateFirstKey(ctx context.Context, k *threads.Key) (bool, error) 
 }
 
 func (db *DB) FindKey(ctx context.Context, hash []byte) (*threads.Key, error) {
-	k, err := scanKey(db.r.QueryRowContext(ctx, sqlFindKey, hash))
+	k, err := scanKey(db.queryRow(ctx, sqlFindKey, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, threads.ErrKeyNotFound
 	}

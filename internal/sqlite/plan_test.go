@@ -32,12 +32,12 @@ var planCases = []planCase{
 	},
 	{
 		name:  "RecentMessages(3 ids)",
-		query: recentQuery(3),
-		args:  []any{"tenant", 25, "a", "b", "c"},
+		query: sqlRecentMessages,
+		args:  []any{"tenant", `["a","b","c"]`, 25},
 		want: []string{
-			"COMPOUND QUERY",
+			"SEARCH c USING PRIMARY KEY (tenant_id=? AND id=?)",
+			"SEARCH m USING PRIMARY KEY (tenant_id=? AND conversation_id=? AND sent_at>?)",
 			"SEARCH messages USING PRIMARY KEY (tenant_id=? AND conversation_id=?)",
-			"SEARCH conversations EXISTS USING PRIMARY KEY (tenant_id=? AND id=?)",
 		},
 		paged: true,
 	},
