@@ -7,23 +7,25 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/threads-server/threads"
 )
 
 // insertMessage takes the conversation's lock and the tenant's event lock
 // (see lockCTE), advances the conversation's counter, and inserts the
-// message and its message.created event, in one statement. The
-// conversation's lock, held until commit, makes writers of one
-// conversation take turns, on every replica, so seq and sent_at are
-// assigned one writer at a time and each writer's txid (taken by the
+// message and its message.created event, in one statement, run on its
+// own (autocommit): one round trip, where BEGIN, the statement and COMMIT
+// took three. The conversation's lock, held until commit, makes writers
+// of one conversation take turns, on every replica, so seq and sent_at
+// are assigned one writer at a time and each writer's txid (taken by the
 // UPDATE, after the lock) is greater than the previous one's; GREATEST
 // keeps sent_at strictly increasing even if the database clock steps
-// back. A taken client id inserts nothing (the unique index decides races
-// between replicas), hence no event either, and the caller rolls back so
-// the counter keeps no gap. One statement, one round trip: the event adds
-// no time under the lock. The event's group comes from the counter's row,
-// and its data is Go's template with seq and sent_at filled in (see
-// event.go).
+// back. A taken client id fails the statement with a unique violation
+// (only once the row that holds the id is committed: PostgreSQL waits for
+// its transaction), which undoes the counter too, so it keeps no gap. The
+// event adds no time under the lock. The event's group comes from the
+// counter's row, and its data is Go's template with seq and sent_at
+// filled in (see event.go).
 var insertMessage = `WITH ` + lockCTE("$8", "$9") + `,
 c AS (
 	UPDATE conversations SET last_seq = last_seq + 1, last_sent_at = GREATEST(last_sent_at + 1, ` + nowMicros + `)
@@ -31,7 +33,6 @@ c AS (
 m AS (
 	INSERT INTO messages (tenant_id, conversation_id, sent_at, seq, id, author_id, text)
 	SELECT $1, $2, c.last_sent_at, c.last_seq, $3, $4, $5 FROM c
-	ON CONFLICT (tenant_id, id) DO NOTHING
 	RETURNING seq, sent_at),
 e AS (
 	INSERT INTO events (tenant_id, at, type, group_id, conversation_id, data)
@@ -48,31 +49,21 @@ func (db *DB) CreateMessage(ctx context.Context, tenant string, m *threads.Messa
 	if err != nil {
 		return nil, threads.Internal(err)
 	}
-	inserted := false
-	var txid int64
-	err = db.tx(ctx, func(tx pgx.Tx) error {
-		var sentAt int64
-		err := tx.QueryRow(ctx, insertMessage, tenant, m.ConversationID, m.ID, m.AuthorID, m.Text,
-			threads.EventMessageCreated, data, db.eventLockKey(tenant), db.conversationLockKey(tenant, m.ConversationID)).Scan(&out.Seq, &sentAt, &txid)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errNothingInserted
-		}
-		if err != nil {
-			return err
-		}
+	var txid, sentAt int64
+	err = db.pool.QueryRow(ctx, insertMessage, tenant, m.ConversationID, m.ID, m.AuthorID, m.Text,
+		threads.EventMessageCreated, data, db.eventLockKey(tenant), db.conversationLockKey(tenant, m.ConversationID)).Scan(&out.Seq, &sentAt, &txid)
+	var pe *pgconn.PgError
+	switch {
+	case err == nil:
 		out.SentAt = threads.FromMicros(sentAt)
-		inserted = true
-		return nil
-	})
-	if inserted && err == nil {
 		db.published(tenant, txid)
 		return &out, nil
-	}
-	if err != nil && !errors.Is(err, errNothingInserted) {
-		return nil, err
+	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "messages_by_id":
+	default:
+		return nil, mapErr(err)
 	}
 	// Nothing inserted: the id is taken (a retry, or a conflict), or the
-	// conversation does not exist. The transaction is rolled back, so the
+	// conversation does not exist. The statement changed nothing, so the
 	// counter did not move.
 	stored, err := scanMessage(db.pool.QueryRow(ctx,
 		`SELECT conversation_id, id, author_id, text, sent_at, seq FROM messages WHERE tenant_id = $1 AND id = $2`, tenant, m.ID))
@@ -90,8 +81,6 @@ func (db *DB) CreateMessage(ctx context.Context, tenant string, m *threads.Messa
 	}
 	return stored, nil
 }
-
-var errNothingInserted = errors.New("nothing inserted")
 
 // ListMessages reads one page in one query; see the SQLite store for why
 // the EXISTS clause is there.
