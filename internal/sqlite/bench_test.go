@@ -197,3 +197,48 @@ func BenchmarkRecentMessages(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkListConversations: pages of 25 of a group of 100,000
+// conversations, the first page, one half way down (50,000 deep) and the
+// last: each is one range seek of conversations_by_group from the page
+// token's position, so all three must cost the same.
+func BenchmarkListConversations(b *testing.B) {
+	db := benchDB(b, "OFF")
+	const n = 100_000
+	benchConversations(b, db, n)
+	after := map[string]threads.ConversationCursor{"first": {}}
+	var cur threads.ConversationCursor
+	for seen := 0; seen < n-25; {
+		page, next, err := db.ListConversations(b.Context(), "bench", threads.ConversationFilter{GroupID: "g", After: cur, Limit: 1000})
+		if err != nil || len(page) == 0 {
+			b.Fatal(len(page), err)
+		}
+		seen += len(page)
+		if seen == n/2 {
+			after["middle"] = next
+		}
+		if next.IsZero() {
+			break
+		}
+		cur = next
+	}
+	page, _, err := db.ListConversations(b.Context(), "bench", threads.ConversationFilter{GroupID: "g", After: cur, Limit: 1000})
+	if err != nil || len(page) < 25 {
+		b.Fatal(len(page), err)
+	}
+	last := page[len(page)-26]
+	after["last"] = threads.ConversationCursor{CreatedAt: threads.Micros(last.CreatedAt), ID: last.ID}
+	for _, name := range []string{"first", "middle", "last"} {
+		b.Run("page="+name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					cs, _, err := db.ListConversations(b.Context(), "bench", threads.ConversationFilter{GroupID: "g", After: after[name], Limit: 25})
+					if err != nil || len(cs) != 25 {
+						b.Fatalf("%d conversations, %v", len(cs), err)
+					}
+				}
+			})
+		})
+	}
+}
