@@ -52,8 +52,12 @@ func FromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 // FormatTime renders t the way every JSON response does: RFC 3339, UTC,
 // exactly six fractional digits.
-func FormatTime(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+func FormatTime(t time.Time) string { return string(AppendTime(nil, t)) }
+
+// AppendTime appends FormatTime(t) to b, for encoders that build a
+// response in one buffer.
+func AppendTime(b []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(b, "2006-01-02T15:04:05.000000Z07:00")
 }
 
 // validateID checks an identifier supplied by a client: present (when

@@ -94,7 +94,7 @@ func fuzzMethod(f *testing.F, method string, seeds ...string) {
 	}
 	call := s.m3o[method]
 	f.Fuzz(func(t *testing.T, body []byte) {
-		out, err := call(ctx, body)
+		out, err := call(ctx, body, nil)
 		if err != nil {
 			e := domainError(err)
 			switch e.Code {

@@ -69,7 +69,7 @@ func appendTime(b []byte, ts *timestamppb.Timestamp) []byte {
 		return append(b, `""`...)
 	}
 	b = append(b, '"')
-	b = append(b, threads.FormatTime(ts.AsTime())...)
+	b = threads.AppendTime(b, ts.AsTime())
 	return append(b, '"')
 }
 
