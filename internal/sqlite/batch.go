@@ -27,10 +27,11 @@ import (
 // have given it, because messages run one after another inside the batch,
 // in queue order:
 //
-//   - idempotency and conflicts: a message's id lookup sees every message
-//     written before it, including earlier ones in the same batch, so the
-//     same id twice in a batch is a retry of the first (the stored message
-//     if the content is the same, CONFLICT otherwise);
+//   - idempotency and conflicts: a message's insert (and the id lookup
+//     that follows a taken id) sees every message written before it,
+//     including earlier ones in the same batch, so the same id twice in a
+//     batch is a retry of the first (the stored message if the content is
+//     the same, CONFLICT otherwise);
 //   - order: each message advances its conversation's counter in turn, so
 //     seq stays gap-free and sent_at strictly increasing, and its
 //     message.created event is written in its savepoint, so events are in
@@ -180,9 +181,14 @@ func (db *DB) createMessageAlone(ctx context.Context, tenant string, m *threads.
 	var out *threads.Message
 	var created bool
 	err := db.write(ctx, func(tx *sql.Tx) error {
+		// As before group commit: statements as text; the savepoint is
+		// createMessage's to roll back to.
+		ts := &txStmts{tx: tx}
+		if _, err := ts.exec(ctx, stSavepoint); err != nil {
+			return err
+		}
 		var err error
-		// As before group commit: statements as text, no savepoint.
-		out, created, err = db.createMessage(ctx, &txStmts{tx: tx}, tenant, m)
+		out, created, err = db.createMessage(ctx, ts, tenant, m)
 		return err
 	})
 	if err != nil {

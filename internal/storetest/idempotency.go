@@ -61,6 +61,7 @@ func testIdempotentConflict(t *testing.T, s threads.Store) {
 		{"different author", threads.Message{ID: "client-id-1", ConversationID: c1.ID, AuthorID: "bob", Text: "hello"}},
 		{"different conversation", threads.Message{ID: "client-id-1", ConversationID: c2.ID, AuthorID: "alice", Text: "hello"}},
 		{"everything different", threads.Message{ID: "client-id-1", ConversationID: c2.ID, AuthorID: "bob", Text: "bye"}},
+		{"a conversation that does not exist", threads.Message{ID: "client-id-1", ConversationID: newID(), AuthorID: "alice", Text: "hello"}},
 	}
 	for _, tt := range conflicts {
 		got, err := s.CreateMessage(ctx, tenantA, &tt.m)
@@ -76,6 +77,9 @@ func testIdempotentConflict(t *testing.T, s threads.Store) {
 	next := createMessages(t, s, tenantA, c1.ID, 1)[0]
 	if next.Seq != 2 {
 		t.Errorf("next message Seq %d, want 2 (conflicts must not use a seq)", next.Seq)
+	}
+	if first := createMessages(t, s, tenantA, c2.ID, 1)[0]; first.Seq != 1 {
+		t.Errorf("conversation 2's first message Seq %d, want 1 (conflicts there must not use a seq)", first.Seq)
 	}
 }
 
