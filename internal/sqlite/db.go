@@ -101,11 +101,18 @@ func open(ctx context.Context, path string, opt Options, hooks *testHooks, unbat
 	// each message in a savepoint, and SQLite copies every page a message
 	// changes into the savepoint's sub-journal, which would otherwise
 	// spill to a temporary file after 64 KiB and cost a write(2) per page.
+	// It checkpoints every 10,000 WAL pages (about 40 MiB) rather than
+	// SQLite's 1,000: the checkpoint runs on the committing connection,
+	// the writer goroutine, and most pages a batch changes are the same
+	// few hot ones (the tails of the indexes, the counters), which a
+	// longer interval copies to the database file once instead of ten
+	// times. BenchmarkCreateMessageClients (FULL, 64 clients): +22 %.
 	wo := url.Values{}
 	for k, v := range common {
 		wo[k] = v
 	}
 	wo.Add("_pragma", "temp_store(MEMORY)")
+	wo.Add("_pragma", "wal_autocheckpoint(10000)")
 	w, err := sql.Open("sqlite", "file:"+path+"?"+wo.Encode())
 	if err != nil {
 		return nil, err
