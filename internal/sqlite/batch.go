@@ -303,6 +303,7 @@ func (db *DB) writeBatch(batch []*msgReq) (err error) {
 		return mapErr(err)
 	}
 	ts := db.inTx(tx)
+	ts.heads = make(map[string]*eventHead)
 	for _, r := range batch {
 		if _, err := ts.exec(ctx, stSavepoint); err != nil {
 			return abandon(err)
@@ -329,6 +330,9 @@ func (db *DB) writeBatch(batch []*msgReq) (err error) {
 			return abandon(e)
 		}
 		r.out, r.created, r.err = out, created, err
+	}
+	if err := ts.flushHeads(ctx); err != nil {
+		return abandon(err)
 	}
 	if err := tx.Commit(); err != nil {
 		// The driver rolls back what COMMIT left open (modernc's tx.Commit

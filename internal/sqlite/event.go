@@ -29,6 +29,11 @@ const (
 	// sqlInsertEvent appends one event to the tenant's log.
 	sqlInsertEvent = `INSERT INTO events (tenant_id, pos, at, type, group_id, conversation_id, data)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`
+	// sqlReadHead and sqlWriteHead are a batch's read and write of the
+	// tenant's counter (see flushHeads).
+	sqlReadHead  = `SELECT last_pos, last_at FROM event_heads WHERE tenant_id = ?`
+	sqlWriteHead = `INSERT INTO event_heads (tenant_id, last_pos, last_at) VALUES (?1, ?2, ?3)
+		ON CONFLICT (tenant_id) DO UPDATE SET last_pos = ?2, last_at = ?3`
 	// sqlEventHead is one primary-key lookup.
 	sqlEventHead = `SELECT last_pos FROM event_heads WHERE tenant_id = ?`
 	// sqlReadEvents is one range scan of the events primary key.
@@ -48,19 +53,63 @@ func (db *DB) insertEvent(ctx context.Context, tx *sql.Tx, tenant string, e *thr
 }
 
 // appendEvent is insertEvent with the transaction's statements (stmts.go).
+// In a batch (ts.heads set) the tenant's counter is kept in memory and
+// written once per tenant at the end of the batch (flushHeads), not
+// advanced by a statement per message.
 func (db *DB) appendEvent(ctx context.Context, ts *txStmts, tenant string, e *threads.Event) error {
 	data, err := e.MarshalData()
 	if err != nil {
 		return err
 	}
 	var pos, at int64
-	if err := ts.queryRow(ctx, stNextEventPos, tenant, db.now()).Scan(&pos, &at); err != nil {
-		return err
+	var h *eventHead
+	if ts.heads == nil {
+		if err := ts.queryRow(ctx, stNextEventPos, tenant, db.now()).Scan(&pos, &at); err != nil {
+			return err
+		}
+	} else {
+		if h, err = ts.head(ctx, tenant); err != nil {
+			return err
+		}
+		pos, at = h.pos+1, max(h.at, db.now())
 	}
 	if _, err := ts.exec(ctx, stInsertEvent, tenant, pos, at, e.Type, e.GroupID, e.ConversationID, string(data)); err != nil {
 		return err
 	}
+	if h != nil {
+		h.pos, h.at = pos, at
+	}
 	e.Cursor = threads.EventCursor{At: at, Hi: pos}
+	return nil
+}
+
+// eventHead is a tenant's counter (its event_heads row) during a batch.
+type eventHead struct{ pos, at int64 }
+
+// head reads the tenant's counter the first time the batch needs it.
+func (ts *txStmts) head(ctx context.Context, tenant string) (*eventHead, error) {
+	if h, ok := ts.heads[tenant]; ok {
+		return h, nil
+	}
+	h := &eventHead{}
+	err := ts.queryRow(ctx, stReadHead, tenant).Scan(&h.pos, &h.at)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	ts.heads[tenant] = h
+	return h, nil
+}
+
+// flushHeads writes the batch's counters back, before its COMMIT. A
+// message whose savepoint was rolled back never advanced its head (the
+// event's insert is the last statement of a message), so the heads hold
+// exactly the positions the batch used.
+func (ts *txStmts) flushHeads(ctx context.Context) error {
+	for tenant, h := range ts.heads {
+		if _, err := ts.exec(ctx, stWriteHead, tenant, h.pos, h.at); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

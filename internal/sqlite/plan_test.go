@@ -118,6 +118,12 @@ var planCases = []planCase{
 		want:  []string{"SEARCH event_heads USING PRIMARY KEY (tenant_id=?)"},
 	},
 	{
+		name:  "a batch reads the event counter",
+		query: sqlReadHead,
+		args:  []any{"tenant"},
+		want:  []string{"SEARCH event_heads USING PRIMARY KEY (tenant_id=?)"},
+	},
+	{
 		name:  "PurgeEvents batch",
 		query: sqlPurgeEvents,
 		args:  []any{int64(1), purgeBatch},

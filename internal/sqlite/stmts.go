@@ -22,6 +22,8 @@ const (
 	stInsertMessage
 	stNextEventPos
 	stInsertEvent
+	stReadHead
+	stWriteHead
 	stSavepoint
 	stRelease
 	stRollbackTo
@@ -35,6 +37,8 @@ var stmtText = [numStmts]string{
 	stInsertMessage:      sqlInsertMessage,
 	stNextEventPos:       sqlNextEventPos,
 	stInsertEvent:        sqlInsertEvent,
+	stReadHead:           sqlReadHead,
+	stWriteHead:          sqlWriteHead,
 	stSavepoint:          sqlSavepoint,
 	stRelease:            sqlRelease,
 	stRollbackTo:         sqlRollbackTo,
@@ -77,6 +81,7 @@ type txStmts struct {
 	tx       *sql.Tx
 	prepared *writeStmts
 	bound    [numStmts]*sql.Stmt
+	heads    map[string]*eventHead // a batch's event counters, by tenant; see appendEvent
 }
 
 // inTx returns the prepared statements for tx.
