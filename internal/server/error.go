@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"connectrpc.com/connect"
 	"github.com/threads-server/threads"
@@ -90,10 +91,14 @@ func writeError(w http.ResponseWriter, e *threads.Error) {
 	writeJSON(w, status, body)
 }
 
+// writeJSON writes a whole JSON answer. Its Content-Length is set, so
+// that an answer larger than net/http's 2 KiB buffer (a page of messages)
+// is not sent in chunked encoding.
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	w.Write(body)
 }

@@ -111,6 +111,12 @@ func TestMessageLimits(t *testing.T) {
 		{name: "recent clamped to 200", method: "RecentMessages", key: e.Key, body: map[string]any{"conversation_ids": []string{c}, "limit_per_conversation": 500}, check: wantCount(200)},
 		{name: "recent negative", method: "RecentMessages", key: e.Key, body: map[string]any{"conversation_ids": []string{c}, "limit_per_conversation": -3}, wantStatus: 400, wantID: "BAD_REQUEST"},
 	})
+
+	// A page of 200 (about 20 KiB) comes with its length, not chunked.
+	r := e.post("ListMessages", e.Key, map[string]any{"conversation_id": c, "limit": 200})
+	if got, want := r.Header.Get("Content-Length"), fmt.Sprint(len(r.Raw)); got != want || len(r.Raw) < 8<<10 {
+		t.Errorf("Content-Length %q for a body of %d bytes", got, len(r.Raw))
+	}
 }
 
 func TestRecentMessages(t *testing.T) {
