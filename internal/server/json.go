@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -54,6 +55,14 @@ func appendConversations(b []byte, cs []*pb.Conversation) []byte {
 }
 
 func appendMessages(b []byte, ms []*pb.Message) []byte {
+	// Grow once to about the answer's size: RecentMessages' 2,500
+	// messages are some 600 KiB, and doubling up to that from the pooled
+	// buffer's 16 KiB was an eighth of its CPU.
+	n := 0
+	for _, m := range ms {
+		n += len(m.GetId()) + len(m.GetAuthorId()) + len(m.GetConversationId()) + len(m.GetText()) + 120
+	}
+	b = slices.Grow(b, n+2)
 	b = append(b, '[')
 	for i, m := range ms {
 		if i > 0 {

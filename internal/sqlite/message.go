@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 
@@ -24,7 +25,7 @@ const (
 	sqlAdvanceCounter = `UPDATE conversations SET last_seq = last_seq + 1, last_sent_at = max(last_sent_at + 1, ?)
 		WHERE tenant_id = ? AND id = ? RETURNING last_seq, last_sent_at, group_id`
 	// sqlListMessages is one backward range scan of the messages primary key.
-	sqlListMessages = `SELECT conversation_id, id, author_id, text, sent_at, seq FROM messages
+	sqlListMessages = `SELECT id, author_id, text, sent_at, seq FROM messages
 		WHERE tenant_id = ?1 AND conversation_id = ?2 AND sent_at < ?3
 		AND EXISTS (SELECT 1 FROM conversations WHERE tenant_id = ?1 AND id = ?2)
 		ORDER BY sent_at DESC LIMIT ?4`
@@ -118,9 +119,19 @@ func (db *DB) ListMessages(ctx context.Context, tenant string, f threads.Message
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	out, err := scanMessages(rows, f.Limit)
-	if err != nil || len(out) > 0 {
-		return out, err
+	defer rows.Close()
+	out := make([]*threads.Message, 0, f.Limit)
+	alloc := newMessages(f.Limit)
+	for rows.Next() {
+		m := alloc()
+		if err := scanFields(rows, m); err != nil {
+			return nil, mapErr(err)
+		}
+		m.ConversationID = f.ConversationID
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil || len(out) > 0 {
+		return out, mapErr(err)
 	}
 	if _, err := db.FindConversation(ctx, tenant, f.ConversationID, ""); err != nil {
 		return nil, err
@@ -144,22 +155,33 @@ func (db *DB) RecentMessages(ctx context.Context, tenant string, ids []string, p
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	all, err := scanMessages(rows, len(ids)*per)
-	if err != nil {
-		return nil, err
+	defer rows.Close()
+	// Each row says which id it belongs to (r.key, its index in ids); the
+	// parts are put in request order, each newest first, here rather than
+	// with ORDER BY, which would spare SQLite nothing but cost it a
+	// temporary B-tree of every row. Each part is at most 200 rows,
+	// already ordered one way or the other.
+	parts := make([][]*threads.Message, len(ids))
+	alloc := newMessages(len(ids) * per)
+	n := 0
+	for rows.Next() {
+		var key int64
+		m := alloc()
+		if err := scanFields(rows, m, &key); err != nil {
+			return nil, mapErr(err)
+		}
+		if key < 0 || key >= int64(len(ids)) {
+			return nil, threads.Internal(fmt.Errorf("sqlite: RecentMessages row for id #%d of %d", key, len(ids)))
+		}
+		m.ConversationID = ids[key]
+		parts[key] = append(parts[key], m)
+		n++
 	}
-	// Put the parts in request order, each newest first. Sorting here
-	// rather than with ORDER BY spares SQLite a temporary B-tree of every
-	// row: each part is at most 100 rows, already ordered one way or the
-	// other.
-	byConv := make(map[string][]*threads.Message, len(ids))
-	for _, m := range all {
-		byConv[m.ConversationID] = append(byConv[m.ConversationID], m)
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(err)
 	}
-	out := all[:0:0]
-	out = slices.Grow(out, len(all))
-	for _, id := range ids {
-		part := byConv[id]
+	out := make([]*threads.Message, 0, n)
+	for _, part := range parts {
 		slices.SortFunc(part, func(a, b *threads.Message) int { return cmp.Compare(b.Seq, a.Seq) })
 		out = append(out, part...)
 	}
@@ -173,7 +195,7 @@ func (db *DB) RecentMessages(ctx context.Context, tenant string, ids []string, p
 // rule for it): the ids drive the loop. Left to itself, without an ORDER
 // BY to steer it, the planner chose to scan the tenant's messages
 // (TestQueryPlans).
-const sqlRecentMessages = `SELECT m.conversation_id, m.id, m.author_id, m.text, m.sent_at, m.seq
+const sqlRecentMessages = `SELECT r.key, m.id, m.author_id, m.text, m.sent_at, m.seq
 	FROM json_each(?2) AS r
 	CROSS JOIN conversations AS c ON c.tenant_id = ?1 AND c.id = r.value
 	CROSS JOIN messages AS m ON m.tenant_id = ?1 AND m.conversation_id = r.value
@@ -181,17 +203,33 @@ const sqlRecentMessages = `SELECT m.conversation_id, m.id, m.author_id, m.text, 
 			WHERE tenant_id = ?1 AND conversation_id = r.value
 			ORDER BY sent_at DESC LIMIT 1 OFFSET ?3 - 1), 0)`
 
-func scanMessages(rows *sql.Rows, capacity int) ([]*threads.Message, error) {
-	defer rows.Close()
-	out := make([]*threads.Message, 0, min(capacity, 256))
-	for rows.Next() {
-		m, err := scanMessage(rows)
-		if err != nil {
-			return nil, err
+// newMessages returns a function that hands out zeroed Messages from
+// chunks, so that a page costs an allocation per chunk rather than one
+// per message.
+func newMessages(expect int) func() *threads.Message {
+	var chunk []threads.Message
+	return func() *threads.Message {
+		if len(chunk) == cap(chunk) {
+			chunk = make([]threads.Message, 0, min(max(expect, 1), 256))
 		}
-		out = append(out, m)
+		chunk = chunk[:len(chunk)+1]
+		return &chunk[len(chunk)-1]
 	}
-	return out, mapErr(rows.Err())
+}
+
+// scanFields reads a page's row: the lead columns, if any, then id,
+// author_id, text, sent_at and seq. The conversation is the caller's to
+// fill in: it is the one asked for, not a column to read again per row.
+func scanFields(rows *sql.Rows, m *threads.Message, lead ...any) error {
+	var sent int64
+	var err error
+	if len(lead) == 1 {
+		err = rows.Scan(lead[0], &m.ID, &m.AuthorID, &m.Text, &sent, &m.Seq)
+	} else {
+		err = rows.Scan(&m.ID, &m.AuthorID, &m.Text, &sent, &m.Seq)
+	}
+	m.SentAt = threads.FromMicros(sent)
+	return err
 }
 
 func scanMessage(s scanner) (*threads.Message, error) {
