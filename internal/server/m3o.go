@@ -193,9 +193,8 @@ func (s *Server) serveM3O(w http.ResponseWriter, r *http.Request) {
 	}
 	buf := getBuffer()
 	defer putBuffer(buf)
-	var out []byte
+	var body, out []byte
 	if err == nil {
-		var body []byte
 		body, err = readBody(w, r, *buf)
 		var tooLarge *http.MaxBytesError
 		if err != nil && !errors.As(err, &tooLarge) {
@@ -213,7 +212,13 @@ func (s *Server) serveM3O(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
-	*buf = out[:0]
+	// Keep whichever array is the larger for the next request: the
+	// body's (which starts it), or a new one the answer grew into.
+	if cap(out) != cap(body)-len(body) {
+		*buf = out[:0]
+	} else {
+		*buf = body[:0]
+	}
 }
 
 // buffers hold a request's body and its answer, reused across requests:
