@@ -52,3 +52,14 @@ func TestMigrateConcurrentOpen(t *testing.T) {
 		t.Errorf("reopening applied %d migrations, want 0", again.Migrated())
 	}
 }
+
+// TestPoolSize: 16 connections unless the URL says otherwise.
+func TestPoolSize(t *testing.T) {
+	url := pgtest.SchemaURL(t)
+	if got := pgtest.OpenURL(t, url).Pool().Config().MaxConns; got != 16 {
+		t.Errorf("default pool: %d connections, want 16", got)
+	}
+	if got := pgtest.OpenURL(t, url+"&pool_max_conns=3").Pool().Config().MaxConns; got != 3 {
+		t.Errorf("pool_max_conns=3: %d connections, want 3", got)
+	}
+}
