@@ -200,7 +200,7 @@ func BenchmarkRecentMessages(b *testing.B) {
 
 // BenchmarkListConversations: pages of 25 of a group of 100,000
 // conversations, the first page, one half way down (50,000 deep) and the
-// last: each is one range seek of conversations_by_group from the page
+// last: each is one range seek of conversations_by_group_page from the page
 // token's position, so all three must cost the same.
 func BenchmarkListConversations(b *testing.B) {
 	db := benchDB(b, "OFF")

@@ -19,7 +19,7 @@ const (
 	// sqlFindConversation is one lookup of the primary key.
 	sqlFindConversation = `SELECT id, group_id, topic, created_at FROM conversations WHERE tenant_id = ? AND id = ?`
 	// sqlListConversations is one backward range scan of
-	// conversations_by_group, starting after the cursor.
+	// conversations_by_group_page, starting after the cursor.
 	sqlListConversations = `SELECT id, group_id, topic, created_at FROM conversations
 		WHERE tenant_id = ? AND group_id = ? AND (created_at, id) < (?, ?)
 		ORDER BY created_at DESC, id DESC LIMIT ?`

@@ -45,7 +45,7 @@ var planCases = []planCase{
 		name:  "ListConversations",
 		query: sqlListConversations,
 		args:  []any{"tenant", "group", int64(math.MaxInt64), "", 26},
-		want:  []string{"SEARCH conversations USING INDEX conversations_by_group (tenant_id=? AND group_id=? AND (created_at,id)<(?,?))"},
+		want:  []string{"SEARCH conversations USING COVERING INDEX conversations_by_group_page (tenant_id=? AND group_id=? AND (created_at,id)<(?,?))"},
 		paged: true,
 	},
 	{
