@@ -162,7 +162,7 @@ func TestKeysCLI(t *testing.T) {
 func TestMigrate(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "threads.db")
 	code, out, _ := run(t, "migrate", "--db", "sqlite:"+db)
-	if code != 0 || !strings.Contains(out, "schema at version 2 (2 migrations applied now)") {
+	if code != 0 || !strings.Contains(out, "schema at version 3 (3 migrations applied now)") {
 		t.Fatalf("first migrate: exit %d %q", code, out)
 	}
 	code, out, _ = run(t, "migrate", "--db", db)
