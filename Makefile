@@ -1,7 +1,7 @@
 # Everyday commands. The README's two commands need none of these; they
 # are shorthands for developers.
 
-.PHONY: run test generate fuzz ci build corpus
+.PHONY: run test generate fuzz ci build corpus bench
 
 run:
 	go run ./cmd/threads serve
@@ -25,6 +25,12 @@ fuzz:
 
 ci:
 	bash .ci/run
+
+# The store and JSON-path benchmarks (BENCHMARKS.md), benchstat-friendly:
+# make bench > new.txt. The HTTP figures come from threads bench against a
+# running server; benchmarks/http.sh runs them until medians of three.
+bench:
+	go test -run '^$$' -bench . -benchmem -count 3 ./internal/sqlite ./internal/server
 
 # Keep what fuzzing found: copy the fuzz cache's corpus (small inputs, up
 # to 60 a target) into each package's testdata/fuzz, where plain
