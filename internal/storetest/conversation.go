@@ -99,6 +99,10 @@ func testUpdateConversation(t *testing.T, s threads.Store) {
 		t.Fatalf("FindConversation(other): %v", err)
 	}
 	diff(t, "other conversation after update", other, found)
+
+	// A listing shows the new topic too (SQLite reads it from an index).
+	page, _ := listConversations(t, s, tenantA, threads.ConversationFilter{GroupID: "group-1", Limit: 10})
+	diff(t, "ListConversations after update", []*threads.Conversation{other, &want}, page)
 }
 
 func testDeleteConversation(t *testing.T, s threads.Store) {
