@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -76,4 +78,31 @@ func TestFaults(t *testing.T) {
 		defer func() { st.fault = "" }()
 		e.withT(t).do("GET", "/readyz", "", nil).wantError(t, threads.EUNAVAILABLE, http.StatusServiceUnavailable)
 	})
+}
+
+// TestFailureLogsCarryRequestID: the access line and the line that
+// explains a failure name the same request id, the caller's when it sent
+// one, so an operator can go from one to the other.
+func TestFailureLogsCarryRequestID(t *testing.T) {
+	var logs lockedBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	st := &faultyStore{Store: openStore(t), fault: "internal"}
+	e := newTestEnvOn(t, st, func(c *server.Config, b *broker.Config) { c.Logger, b.Logger = log, log })
+	e.post("CreateConversation", e.Key, map[string]any{"group_id": "g", "topic": "t"}, "X-Request-Id", "trace-123").
+		wantError(t, threads.EINTERNAL, http.StatusInternalServerError)
+	lines := map[string]string{}
+	for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+		var rec struct {
+			Msg       string `json:"msg"`
+			RequestID string `json:"request_id"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			lines[rec.Msg] = rec.RequestID
+		}
+	}
+	for _, msg := range []string{"request", "request failed"} {
+		if lines[msg] != "trace-123" {
+			t.Errorf("log line %q: request_id %q, want trace-123 (all lines: %v)", msg, lines[msg], lines)
+		}
+	}
 }

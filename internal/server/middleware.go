@@ -11,12 +11,15 @@ import (
 	"github.com/threads-server/threads"
 )
 
-type loggerKey struct{}
+type requestIDKey struct{}
 
-// logFrom returns the request's logger (carrying its request id), or def.
+// logFrom returns def carrying the request's id, when ctx is a request's.
+// The logger is made when something is logged, not for every request:
+// slog's With formats its attributes at once, and most requests log
+// nothing but their access line, which names the id itself.
 func logFrom(ctx context.Context, def *slog.Logger) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
-		return l
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+		return def.With("request_id", id)
 	}
 	return def
 }
@@ -80,22 +83,21 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		start := time.Now()
 		id := requestID(r)
 		w.Header().Set(requestIDHeader, id)
-		log := s.log.With("request_id", id)
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
 					panic(p)
 				}
-				log.Error("panic", "panic", p, "path", r.URL.Path)
+				s.log.Error("panic", "request_id", id, "panic", p, "path", r.URL.Path)
 				if sw.status == 0 {
 					writeError(sw, threads.Internal(nil))
 				}
 			}
-			log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", slog.String("request_id", id),
 				slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
 		}()
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), loggerKey{}, log)))
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
 	})
 }
