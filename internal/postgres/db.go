@@ -12,6 +12,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	neturl "net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -69,7 +71,7 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		cfg.ConnConfig.RuntimeParams["statement_timeout"] = defaultStatementTimeout
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "threads"
-	if !strings.Contains(url, "pool_max_conns") {
+	if !poolSizeGiven(url) {
 		cfg.MaxConns = defaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -155,6 +157,25 @@ const nowMicros = `(extract(epoch from clock_timestamp()) * 1000000)::bigint`
 // tx runs fn in one transaction.
 func (db *DB) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return mapErr(pgx.BeginFunc(ctx, db.pool, fn))
+}
+
+// poolSizeGiven reports whether the connection string sets
+// pool_max_conns, as a URL parameter or a keyword=value pair, or names a
+// pg service (whose file may set it): then pgx's parse of it stands.
+func poolSizeGiven(conn string) bool {
+	if os.Getenv("PGSERVICE") != "" {
+		return true
+	}
+	if u, err := neturl.Parse(conn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		q := u.Query()
+		return q.Has("pool_max_conns") || q.Has("service")
+	}
+	for _, f := range strings.Fields(conn) {
+		if k, _, _ := strings.Cut(f, "="); k == "pool_max_conns" || k == "service" {
+			return true
+		}
+	}
+	return false
 }
 
 // mapErr turns pgx errors into domain errors. Anything that means "the

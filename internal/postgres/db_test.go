@@ -63,3 +63,31 @@ func TestPoolSize(t *testing.T) {
 		t.Errorf("pool_max_conns=3: %d connections, want 3", got)
 	}
 }
+
+// TestPoolSizeGiven: the default pool size applies unless the connection
+// string sets pool_max_conns or names a service, whichever its form; the
+// words elsewhere in it (a password, a database name) do not count.
+func TestPoolSizeGiven(t *testing.T) {
+	t.Setenv("PGSERVICE", "")
+	for _, tt := range []struct {
+		conn string
+		want bool
+	}{
+		{"postgres://u@h/db", false},
+		{"postgres://u@h/db?sslmode=disable&pool_max_conns=3", true},
+		{"postgresql://u@h/db?pool_max_conns=3", true},
+		{"postgres://u:pool_max_conns@h/pool_max_conns?application_name=pool_max_conns", false},
+		{"postgres://u@h/db?service=threads", true},
+		{"host=h user=u pool_max_conns=3", true},
+		{"host=h user=u dbname=pool_max_conns", false},
+		{"service=threads", true},
+	} {
+		if got := postgres.PoolSizeGiven(tt.conn); got != tt.want {
+			t.Errorf("PoolSizeGiven(%q) = %v, want %v", tt.conn, got, tt.want)
+		}
+	}
+	t.Setenv("PGSERVICE", "threads")
+	if !postgres.PoolSizeGiven("postgres://u@h/db") {
+		t.Error("with PGSERVICE set, the service's settings must stand")
+	}
+}

@@ -33,3 +33,6 @@ func (db *DB) EventLockKey(tenant string) int64 { return db.eventLockKey(tenant)
 
 // ConversationLockKey is the conversation's lock (final.go).
 func (db *DB) ConversationLockKey(tenant, id string) int64 { return db.conversationLockKey(tenant, id) }
+
+// PoolSizeGiven exposes poolSizeGiven.
+var PoolSizeGiven = poolSizeGiven
