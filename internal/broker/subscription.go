@@ -154,6 +154,14 @@ func (s *Subscription) Next(ctx context.Context) (*threads.Event, error) {
 	}
 }
 
+// Ready reports whether Next would return an event without waiting for
+// one to be published: a resync notice, replayed events in hand, or live
+// events queued. A stream writer uses it to send what is queued in one
+// write and flush instead of one per event.
+func (s *Subscription) Ready() bool {
+	return s.resync != nil || len(s.pending) > 0 || len(s.live) > 0
+}
+
 func (s *Subscription) take() *threads.Event {
 	e := s.pending[0]
 	s.pending[0] = nil

@@ -48,9 +48,19 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	buf = append(buf, st.Cursor().Token()...)
 	buf = append(buf, "\n\n"...)
 	out := buf
+	unflushed := 0
 	for {
-		if err := s.writeStream(w, rc, out); err != nil {
+		if err := s.writeStream(rc, w, out); err != nil {
 			return
+		}
+		// Events already queued go out in the same flush: one system call
+		// for a burst rather than one per event. The flush waits for
+		// nothing but the writing of what is queued now.
+		if unflushed += len(out); !st.Ready() || unflushed >= maxUnflushed {
+			if err := rc.Flush(); err != nil {
+				return
+			}
+			unflushed = 0
 		}
 		e, err := st.next(s.heartbeat)
 		if err != nil {
@@ -119,12 +129,16 @@ func appendSSE(b []byte, e *threads.Event) []byte {
 	return append(b, "\n\n"...)
 }
 
-func (s *Server) writeStream(w http.ResponseWriter, rc *http.ResponseController, b []byte) error {
+// maxUnflushed bounds what a stream writes before it flushes, when
+// events keep coming.
+const maxUnflushed = 32 << 10
+
+// writeStream writes b under the per-write deadline (a stuck reader is
+// cut off); the caller flushes.
+func (s *Server) writeStream(rc *http.ResponseController, w http.ResponseWriter, b []byte) error {
 	rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
-	if _, err := w.Write(b); err != nil {
-		return err
-	}
-	return rc.Flush()
+	_, err := w.Write(b)
+	return err
 }
 
 // endStream logs why a stream ended when the operator should know.
