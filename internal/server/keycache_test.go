@@ -23,6 +23,17 @@ func (s *findCounter) FindKey(ctx context.Context, hash []byte) (*threads.Key, e
 	return s.Store.FindKey(ctx, hash)
 }
 
+// readsFor makes n ListConversations calls with key, each answered as
+// check says, and returns how many times they read a key from the store.
+func (s *findCounter) readsFor(t *testing.T, e *testEnv, key string, n int, check func(*response)) int64 {
+	t.Helper()
+	before := s.finds.Load()
+	for range n {
+		check(e.post("ListConversations", key, map[string]any{"group_id": "g"}))
+	}
+	return s.finds.Load() - before
+}
+
 // fakeClock is a clock that moves only when told.
 type fakeClock struct {
 	mu sync.Mutex
@@ -59,11 +70,9 @@ func TestKeyCache(t *testing.T) {
 	e := newTestEnvOn(t, st, withKeyCache(time.Second, clock.Now))
 	body := map[string]any{"group_id": "g"}
 
-	before := st.finds.Load()
-	for range 10 {
-		e.post("ListConversations", e.Key, body).ok(t)
-	}
-	if n := st.finds.Load() - before; n != 1 {
+	ok := func(r *response) { r.ok(t) }
+	refused := func(r *response) { r.wantError(t, "UNAUTHORIZED", 401) }
+	if n := st.readsFor(t, e, e.Key, 10, ok); n != 1 {
 		t.Errorf("10 calls within the TTL read the key %d times, want 1", n)
 	}
 
@@ -78,12 +87,7 @@ func TestKeyCache(t *testing.T) {
 	e.post("ListConversations", e.Key, body).wantError(t, "UNAUTHORIZED", 401)
 
 	// An unknown secret costs a read every time: nothing about it is kept.
-	unknown := unknownSecret(t)
-	before = st.finds.Load()
-	for range 3 {
-		e.post("ListConversations", unknown, body).wantError(t, "UNAUTHORIZED", 401)
-	}
-	if n := st.finds.Load() - before; n != 3 {
+	if n := st.readsFor(t, e, unknownSecret(t), 3, refused); n != 3 {
 		t.Errorf("3 calls with an unknown key read the store %d times, want 3", n)
 	}
 }
@@ -94,11 +98,7 @@ func TestKeyCacheOff(t *testing.T) {
 	st := &findCounter{Store: openStore(t)}
 	e := newTestEnvOn(t, st)
 	body := map[string]any{"group_id": "g"}
-	before := st.finds.Load()
-	for range 5 {
-		e.post("ListConversations", e.Key, body).ok(t)
-	}
-	if n := st.finds.Load() - before; n != 5 {
+	if n := st.readsFor(t, e, e.Key, 5, func(r *response) { r.ok(t) }); n != 5 {
 		t.Errorf("5 calls read the key %d times, want 5", n)
 	}
 	if err := st.RevokeKey(t.Context(), keyID(t, st, e.Key)); err != nil {

@@ -212,9 +212,9 @@ func (s *Server) serveM3O(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
-	// Keep whichever array is the larger for the next request: the
-	// body's (which starts it), or a new one the answer grew into.
-	if cap(out) != cap(body)-len(body) {
+	// Keep the larger array for the next request: the body's (the answer
+	// follows it there), or a new one the answer grew into.
+	if cap(out) > cap(body) {
 		*buf = out[:0]
 	} else {
 		*buf = body[:0]

@@ -124,7 +124,7 @@ func (db *DB) ListMessages(ctx context.Context, tenant string, f threads.Message
 	alloc := newMessages(f.Limit)
 	for rows.Next() {
 		m := alloc()
-		if err := scanFields(rows, m); err != nil {
+		if err := scanFields(rows, m, nil); err != nil {
 			return nil, mapErr(err)
 		}
 		m.ConversationID = f.ConversationID
@@ -217,14 +217,15 @@ func newMessages(expect int) func() *threads.Message {
 	}
 }
 
-// scanFields reads a page's row: the lead columns, if any, then id,
-// author_id, text, sent_at and seq. The conversation is the caller's to
-// fill in: it is the one asked for, not a column to read again per row.
-func scanFields(rows *sql.Rows, m *threads.Message, lead ...any) error {
+// scanFields reads a page's row: its id index into key, when key is not
+// nil (RecentMessages), then id, author_id, text, sent_at and seq. The
+// conversation is the caller's to fill in: it is the one asked for, not a
+// column to read again per row.
+func scanFields(rows *sql.Rows, m *threads.Message, key *int64) error {
 	var sent int64
 	var err error
-	if len(lead) == 1 {
-		err = rows.Scan(lead[0], &m.ID, &m.AuthorID, &m.Text, &sent, &m.Seq)
+	if key != nil {
+		err = rows.Scan(key, &m.ID, &m.AuthorID, &m.Text, &sent, &m.Seq)
 	} else {
 		err = rows.Scan(&m.ID, &m.AuthorID, &m.Text, &sent, &m.Seq)
 	}
