@@ -96,7 +96,7 @@ func (db *DB) ListMessages(ctx context.Context, tenant string, f threads.Message
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	out, err := collectMessages(rows)
+	out, err := collectMessages(rows, false)
 	if err != nil || len(out) > 0 {
 		return out, err
 	}
@@ -120,16 +120,32 @@ func (db *DB) RecentMessages(ctx context.Context, tenant string, ids []string, p
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	return collectMessages(rows)
+	return collectMessages(rows, true)
 }
 
-func collectMessages(rows pgx.Rows) ([]*threads.Message, error) {
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*threads.Message, error) { return scanMessage(r) })
-	if err != nil {
-		return nil, mapErr(err)
+// collectMessages reads rows within threads.MaxAnswerBytes: past it, a
+// page (whole, false) ends early, and an answer that cannot be cut
+// (whole, true) is TOO_LARGE. Closing rows early lets pgx discard the
+// rest as it arrives, without keeping it.
+func collectMessages(rows pgx.Rows, whole bool) ([]*threads.Message, error) {
+	defer rows.Close()
+	out := []*threads.Message{}
+	var budget threads.AnswerBudget
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, mapErr(err)
+		}
+		if !budget.Take(m.JSONSize()) {
+			if whole {
+				return nil, threads.ErrAnswerTooLarge
+			}
+			break
+		}
+		out = append(out, m)
 	}
-	if out == nil {
-		out = []*threads.Message{}
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(err)
 	}
 	return out, nil
 }

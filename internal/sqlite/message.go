@@ -122,12 +122,16 @@ func (db *DB) ListMessages(ctx context.Context, tenant string, f threads.Message
 	defer rows.Close()
 	out := make([]*threads.Message, 0, f.Limit)
 	alloc := newMessages(f.Limit)
+	var budget threads.AnswerBudget
 	for rows.Next() {
 		m := alloc()
 		if err := scanFields(rows, m, nil); err != nil {
 			return nil, mapErr(err)
 		}
 		m.ConversationID = f.ConversationID
+		if !budget.Take(m.JSONSize()) {
+			break // a shorter page: the client pages on from its last message
+		}
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil || len(out) > 0 {
@@ -164,6 +168,7 @@ func (db *DB) RecentMessages(ctx context.Context, tenant string, ids []string, p
 	parts := make([][]*threads.Message, len(ids))
 	alloc := newMessages(len(ids) * per)
 	n := 0
+	var budget threads.AnswerBudget
 	for rows.Next() {
 		var key int64
 		m := alloc()
@@ -174,6 +179,9 @@ func (db *DB) RecentMessages(ctx context.Context, tenant string, ids []string, p
 			return nil, threads.Internal(fmt.Errorf("sqlite: RecentMessages row for id #%d of %d", key, len(ids)))
 		}
 		m.ConversationID = ids[key]
+		if !budget.Take(m.JSONSize()) {
+			return nil, threads.ErrAnswerTooLarge
+		}
 		parts[key] = append(parts[key], m)
 		n++
 	}

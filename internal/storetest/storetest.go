@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) threads.Store) {
 		{"Message", messageTests},
 		{"Idempotency", idempotencyTests},
 		{"RecentMessages", recentTests},
+		{"AnswerBounds", boundTests},
 		{"Delete", deleteTests},
 		{"Tenant", tenantTests},
 		{"Key", keyTests},
