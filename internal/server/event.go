@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/threads-server/threads"
@@ -23,43 +22,6 @@ const (
 	DefaultStreamWriteTimeout = 15 * time.Second
 )
 
-// streams counts open streams per key and ends them all at shutdown.
-type streams struct {
-	max    int
-	mu     sync.Mutex
-	perKey map[string]int
-	// shutdown ends with StopStreams; each stream's context follows it
-	// through context.AfterFunc, with no goroutine per stream.
-	shutdown context.Context
-	stop     context.CancelFunc
-}
-
-func newStreams(max int) *streams {
-	if max <= 0 {
-		max = DefaultMaxStreamsPerKey
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	return &streams{max: max, perKey: map[string]int{}, shutdown: ctx, stop: stop}
-}
-
-func (st *streams) acquire(keyID string) error {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.perKey[keyID] >= st.max {
-		return threads.Errorf(threads.ERATELIMITED, "this key already has %d open event streams", st.max)
-	}
-	st.perKey[keyID]++
-	return nil
-}
-
-func (st *streams) release(keyID string) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.perKey[keyID]--; st.perKey[keyID] <= 0 {
-		delete(st.perKey, keyID)
-	}
-}
-
 // StopStreams ends every open event stream (their clients resume on
 // another replica, or on this one after restart). Register it with
 // http.Server.RegisterOnShutdown: Shutdown does not wait for streams, which
@@ -69,17 +31,16 @@ func (s *Server) StopStreams() { s.streams.stop() }
 // stream is one open subscription with its limits applied.
 type stream struct {
 	*broker.Subscription
-	ctx    context.Context
-	cancel context.CancelFunc
-	close  func()
-	// stillValid is checked at each heartbeat, so a stream opened with a
-	// key that is revoked since ends within one heartbeat interval.
-	stillValid func(context.Context) error
+	// ctx ends with the client, at the stream's lifetime, at shutdown,
+	// or with a cause (errKeyRevoked) when its key stops authenticating.
+	ctx   context.Context
+	close func()
 }
 
 // openStream authenticates, validates the filters and the cursor, counts
 // the stream against its key and subscribes. The stream's context ends
-// with the client, at the maximum lifetime, or at shutdown.
+// with the client, at the maximum lifetime, at shutdown, or when the key
+// is revoked (streams.watch).
 func (s *Server) openStream(ctx context.Context, h, limits http.Header, convIDs []string, groupID, after string) (*stream, error) {
 	if s.broker == nil {
 		return nil, threads.Errorf(threads.EUNAVAILABLE, "live events are not enabled on this server")
@@ -99,44 +60,58 @@ func (s *Server) openStream(ctx context.Context, h, limits http.Header, convIDs 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.streams.acquire(key.ID); err != nil {
-		return nil, err
-	}
-	sub, err := s.broker.Subscribe(ctx, tenant, f, cursor)
+	cctx, revoke := context.WithCancelCause(ctx)
+	release, err := s.streams.acquire(key, revoke)
 	if err != nil {
-		s.streams.release(key.ID)
+		revoke(nil)
 		return nil, err
 	}
-	sctx, cancel := context.WithTimeout(ctx, s.lifetime)
+	sub, err := s.broker.Subscribe(cctx, tenant, f, cursor)
+	if err != nil {
+		release()
+		revoke(nil)
+		return nil, err
+	}
+	sctx, cancel := context.WithTimeout(cctx, s.lifetime)
 	unhook := context.AfterFunc(s.streams.shutdown, cancel)
-	return &stream{Subscription: sub, ctx: sctx, cancel: cancel, close: func() {
+	return &stream{Subscription: sub, ctx: sctx, close: func() {
 		unhook()
 		cancel()
+		revoke(nil)
 		sub.Close()
-		s.streams.release(key.ID)
-	}, stillValid: func(ctx context.Context) error {
-		// A database that is away keeps the stream: it delivers nothing
-		// new until the database is back anyway.
-		k, err := s.store.FindKey(ctx, key.Hash)
-		if threads.ErrorCode(err) == threads.ENOTFOUND || err == nil && k.Revoked() {
-			return threads.Errorf(threads.EUNAUTHORIZED, "API key has been revoked")
-		}
-		return nil
+		release()
 	}}, nil
+}
+
+// keyValid reports whether key still authenticates, through the key
+// cache: a revocation is seen within the cache's TTL.
+func (s *Server) keyValid(ctx context.Context, key *threads.Key) (bool, error) {
+	k, err := s.keys.find(ctx, s.store, key.Hash)
+	if threads.ErrorCode(err) == threads.ENOTFOUND {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return !k.Revoked(), nil
 }
 
 // next returns the stream's next event, or a heartbeat event (carrying a
 // fresh cursor) when none came for a heartbeat interval. It returns an
-// error when the stream must end.
+// error when the stream must end: the cause the stream was ended with
+// (a revoked key), or the context's error.
 func (st *stream) next(heartbeat time.Duration) (*threads.Event, error) {
 	ctx, cancel := context.WithTimeout(st.ctx, heartbeat)
 	defer cancel()
 	e, err := st.Next(ctx)
 	if err != nil && st.ctx.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		if err := st.stillValid(st.ctx); err != nil {
-			return nil, err
-		}
 		return &threads.Event{Type: eventHeartbeat, Cursor: st.Cursor()}, nil
+	}
+	if err != nil && st.ctx.Err() != nil {
+		var te *threads.Error
+		if cause := context.Cause(st.ctx); errors.As(cause, &te) {
+			return nil, te
+		}
 	}
 	return e, err
 }

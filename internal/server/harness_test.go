@@ -100,6 +100,13 @@ func newTestEnvOn(t *testing.T, st threads.Store, opts ...envOption) *testEnv {
 // serveOn starts a server (with a broker for live events) on st.
 func serveOn(t *testing.T, st threads.Store, opts ...envOption) *testEnv {
 	t.Helper()
+	return serveHTTP(t, st, nil, opts...)
+}
+
+// serveHTTP is serveOn with the http.Server's settings changed by tweak
+// (when not nil) before it starts: tests of its timeouts make them short.
+func serveHTTP(t *testing.T, st threads.Store, tweak func(*http.Server), opts ...envOption) *testEnv {
+	t.Helper()
 	cfg := server.Config{Store: st, Logger: quietLogger()}
 	bcfg := broker.Config{Store: st, Logger: quietLogger()}
 	for _, o := range opts {
@@ -110,6 +117,9 @@ func serveOn(t *testing.T, st threads.Store, opts ...envOption) *testEnv {
 	h := api.Handler()
 	ts := httptest.NewUnstartedServer(h)
 	ts.Config = server.HTTPServer("", h, quietLogger()) // the production timeouts and h2c
+	if tweak != nil {
+		tweak(ts.Config)
+	}
 	ts.Config.RegisterOnShutdown(api.StopStreams)
 	ts.Start()
 	t.Cleanup(func() {

@@ -13,8 +13,8 @@ import (
 // time was 15 % of the server's CPU under load on SQLite (a query per
 // request) and is a network round trip on PostgreSQL. The price is that
 // a key revoked elsewhere (threads keys revoke, another replica) keeps
-// working on this replica for up to ttl; open streams are checked
-// against the database itself (stillValid), not through the cache.
+// working on this replica for up to ttl, and its open streams end within
+// ttl plus Config.StreamKeyCheck (streams.watch reads keys through here).
 //
 // Only keys that exist are cached, so the cache holds at most as many
 // entries as the database has keys: unknown secrets, which anyone can

@@ -35,9 +35,14 @@ type Config struct {
 	// client to reconnect and resume (default DefaultStreamLifetime), so
 	// that long-lived connections rebalance across replicas.
 	Heartbeat, StreamLifetime time.Duration
-	// StreamWriteTimeout bounds one write to an SSE stream (default
-	// DefaultStreamWriteTimeout).
+	// StreamWriteTimeout bounds one write to a stream, SSE or RPC
+	// (default DefaultStreamWriteTimeout); between writes a stream has no
+	// deadline.
 	StreamWriteTimeout time.Duration
+	// StreamKeyCheck is how often open streams' keys are checked (default
+	// DefaultStreamKeyCheck): a revoked key's streams end within
+	// KeyCacheTTL plus this, however busy they are.
+	StreamKeyCheck time.Duration
 	// RequestTimeout bounds one API call (default DefaultRequestTimeout):
 	// past it the call answers UNAVAILABLE. It is what makes a request
 	// fail when the database is cut off without a word (a silent network
@@ -83,7 +88,8 @@ var _ threadspbconnect.ThreadsHandler = (*Server)(nil)
 // New returns a Server over cfg.Store.
 func New(cfg Config) *Server {
 	s := &Server{store: cfg.Store, log: cfg.Logger, reg: cfg.Registry, broker: cfg.Broker,
-		streams: newStreams(cfg.MaxStreamsPerKey), heartbeat: cfg.Heartbeat, lifetime: cfg.StreamLifetime}
+		heartbeat: cfg.Heartbeat, lifetime: cfg.StreamLifetime}
+	s.streams = newStreams(cfg.MaxStreamsPerKey, cfg.StreamKeyCheck, s.keyValid)
 	if s.heartbeat <= 0 {
 		s.heartbeat = DefaultHeartbeat
 	}
@@ -119,8 +125,10 @@ func (s *Server) Handler() http.Handler {
 	path, rpc := threadspbconnect.NewThreadsHandler(s,
 		connect.WithInterceptors(s.interceptor()),
 		connect.WithReadMaxBytes(threads.MaxBodyBytes),
+		s.decodeOptions(),
 	)
 	mux.Handle(path, rpc)
+	mux.Handle(threadspbconnect.ThreadsSubscribeProcedure, serveStreamingRPC(rpc))
 	mux.HandleFunc("/v1/threads/{method}", s.serveM3O)
 	mux.HandleFunc("/threads/Threads/{method}", s.serveM3O)
 	mux.HandleFunc("GET /v1/threads/events", s.serveEvents)
@@ -193,6 +201,7 @@ func HTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnContext:       framingContext, // FramingListener's connections
 	}
 }
 

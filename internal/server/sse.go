@@ -31,10 +31,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	defer st.close()
 
-	rc := http.NewResponseController(w)
-	// The server's read and write timeouts are for requests; a stream
-	// lives longer. Reads are done; each write gets its own deadline.
-	rc.SetReadDeadline(time.Time{})
+	rc := streamDeadlines(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -50,16 +47,20 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	out := buf
 	unflushed := 0
 	for {
-		if err := s.writeStream(rc, w, out); err != nil {
-			return
-		}
 		// Events already queued go out in the same flush: one system call
 		// for a burst rather than one per event. The flush waits for
 		// nothing but the writing of what is queued now.
-		if unflushed += len(out); !st.Ready() || unflushed >= maxUnflushed {
-			if err := rc.Flush(); err != nil {
-				return
+		unflushed += len(out)
+		flush := !st.Ready() || unflushed >= maxUnflushed
+		if err := s.writeStream(rc, func() error {
+			if _, err := w.Write(out); err != nil || !flush {
+				return err
 			}
+			return rc.Flush()
+		}); err != nil {
+			return
+		}
+		if flush {
 			unflushed = 0
 		}
 		e, err := st.next(s.heartbeat)
@@ -133,18 +134,37 @@ func appendSSE(b []byte, e *threads.Event) []byte {
 // events keep coming.
 const maxUnflushed = 32 << 10
 
-// writeStream writes b under the per-write deadline (a stuck reader is
-// cut off); the caller flushes.
-func (s *Server) writeStream(rc *http.ResponseController, w http.ResponseWriter, b []byte) error {
+// streamDeadlines lifts the server's read and write timeouts, which are
+// for requests, from a stream, which lives longer: the request is read,
+// and each write gets its own deadline (writeStream). It returns the
+// controller that sets them.
+func streamDeadlines(w http.ResponseWriter) *http.ResponseController {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
+	return rc
+}
+
+// writeStream runs write (a write and perhaps a flush) under the
+// per-write deadline, so a client that stops reading is cut off, and
+// clears the deadline after: a stream waiting for its next event has
+// none. (On HTTP/2 a deadline left set resets the stream when it passes,
+// even with nothing being written: idle streams died after 15 s.)
+func (s *Server) writeStream(rc *http.ResponseController, write func() error) error {
 	rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
-	_, err := w.Write(b)
-	return err
+	if err := write(); err != nil {
+		return err
+	}
+	rc.SetWriteDeadline(time.Time{})
+	return nil
 }
 
 // endStream logs why a stream ended when the operator should know.
 func (s *Server) endStream(ctx context.Context, err error) {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case threads.ErrorCode(err) == threads.EUNAUTHORIZED:
+		logFrom(ctx, s.log).Info("event stream ended: its key was revoked")
 	case errors.Is(err, broker.ErrDropped):
 		logFrom(ctx, s.log).Info("event stream dropped: subscriber too slow")
 	default:
@@ -162,9 +182,15 @@ func (s *Server) Subscribe(ctx context.Context, req *connect.Request[pb.Subscrib
 		return connectError(e)
 	}
 	defer st.close()
+	rc, _ := ctx.Value(streamControllerKey{}).(*http.ResponseController)
+	send := func(e *threads.Event) error {
+		if rc == nil {
+			return out.Send(pbEvent(e))
+		}
+		return s.writeStream(rc, func() error { return out.Send(pbEvent(e)) })
+	}
 	// Like the SSE stream, start with a cursor to resume from.
-	first := &threads.Event{Type: eventHeartbeat, Cursor: st.Cursor()}
-	if err := out.Send(pbEvent(first)); err != nil {
+	if err := send(&threads.Event{Type: eventHeartbeat, Cursor: st.Cursor()}); err != nil {
 		return err
 	}
 	for {
@@ -176,8 +202,24 @@ func (s *Server) Subscribe(ctx context.Context, req *connect.Request[pb.Subscrib
 			}
 			return connectError(domainError(err))
 		}
-		if err := out.Send(pbEvent(e)); err != nil {
+		if err := send(e); err != nil {
 			return err
 		}
+	}
+}
+
+// streamControllerKey carries a streaming RPC's response controller from
+// the HTTP handler (serveStreamingRPC) to the method, which connect-go
+// gives only a context.
+type streamControllerKey struct{}
+
+// serveStreamingRPC serves the server-streaming procedures: connect-go's
+// handler, with the server's request timeouts lifted (streamDeadlines)
+// and the controller handed to the method for its per-write deadlines.
+// Without it the server's WriteTimeout cut every Subscribe at 60 s.
+func serveStreamingRPC(rpc http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rc := streamDeadlines(w)
+		rpc.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), streamControllerKey{}, rc)))
 	}
 }

@@ -1,0 +1,209 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/broker"
+	pb "github.com/threads-server/threads/internal/gen/threadspb"
+	"github.com/threads-server/threads/internal/gen/threadspb/threadspbconnect"
+	"github.com/threads-server/threads/internal/server"
+)
+
+// rpcProtocols are the ways a client may call Subscribe: Connect over
+// HTTP/1.1 and over cleartext HTTP/2, gRPC (HTTP/2) and gRPC-Web.
+func rpcProtocols() []struct {
+	name string
+	hc   *http.Client
+	opts []connect.ClientOption
+} {
+	return []struct {
+		name string
+		hc   *http.Client
+		opts []connect.ClientOption
+	}{
+		{"connect", http.DefaultClient, nil},
+		{"connect-h2c", h2cClient(), nil},
+		{"grpc", h2cClient(), []connect.ClientOption{connect.WithGRPC()}},
+		{"grpc-web", http.DefaultClient, []connect.ClientOption{connect.WithGRPCWeb()}},
+	}
+}
+
+// openRPC opens a Subscribe stream; the test's end closes it.
+func openRPC(t *testing.T, hc *http.Client, url, key string, req *pb.SubscribeRequest, opts ...connect.ClientOption) *connect.ServerStreamForClient[pb.Event] {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // liveness guard
+	t.Cleanup(cancel)
+	r := connect.NewRequest(req)
+	r.Header().Set("Authorization", "Bearer "+key)
+	s, err := threadspbconnect.NewThreadsClient(hc, url, opts...).Subscribe(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestStreamsOutliveRequestTimeouts: the server's read and write timeouts
+// are for requests; a stream lives until its client leaves (or its
+// lifetime ends), with heartbeats, on every protocol and HTTP version.
+// The timeouts here are made short; the streams must outlive them
+// several times over. Before, Subscribe was cut at the write timeout on
+// every protocol, and SSE over HTTP/2 at the per-write timeout after its
+// last write.
+func TestStreamsOutliveRequestTimeouts(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	st := openStore(t)
+	e := serveHTTP(t, st, func(hs *http.Server) {
+		hs.ReadTimeout, hs.WriteTimeout = timeout, timeout
+	}, func(c *server.Config, _ *broker.Config) {
+		c.Heartbeat = 2 * timeout
+		c.StreamWriteTimeout = timeout
+	})
+	e.Key = e.newKey("acme", false)
+	// Five heartbeats: the stream lived ten times the timeouts.
+	const beats = 5
+	for _, p := range rpcProtocols() {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			s := openRPC(t, p.hc, e.URL, e.Key, &pb.SubscribeRequest{GroupId: "g-" + p.name}, p.opts...)
+			for i := range beats + 1 {
+				if !s.Receive() {
+					t.Fatalf("the stream ended after %d heartbeats: %v", i, s.Err())
+				}
+				if s.Msg().GetType() != "heartbeat" {
+					t.Fatalf("got %v, want a heartbeat", s.Msg())
+				}
+			}
+			conv := e.createConversation(e.Key, "g-"+p.name, "late")["id"].(string)
+			if !s.Receive() || s.Msg().GetConversation().GetId() != conv {
+				t.Fatalf("after the heartbeats: %v, %v; want the conversation created", s.Msg(), s.Err())
+			}
+		})
+	}
+	for _, p := range []struct {
+		name string
+		hc   *http.Client
+	}{{"sse-http1", e.Client}, {"sse-h2c", h2cClient()}} {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			ec := *e
+			ec.Client = p.hc
+			s := ec.mustSubscribe(t, e.Key, "group_id=g-"+p.name, "")
+			ids := make(chan string, beats+1)
+			s.r.IDOnly = func(id string) { ids <- id }
+			events := make(chan error, 1)
+			go func() {
+				_, err := s.r.Next()
+				events <- err
+			}()
+			for i := range beats + 1 {
+				select {
+				case <-ids:
+				case err := <-events:
+					t.Fatalf("the stream ended after %d heartbeats: %v", i, err)
+				}
+			}
+			conv := e.createConversation(e.Key, "g-"+p.name, "late")["id"].(string)
+			if err := <-events; err != nil {
+				t.Fatalf("after the heartbeats: %v; want the conversation %s", err, conv)
+			}
+		})
+	}
+}
+
+// TestRevokedKeyEndsBusyStreams: revoking a key ends its streams within
+// the key cache's TTL plus the check interval, on SSE and Subscribe, on
+// every replica, while its group is busy. Before, only a heartbeat
+// checked the key, and a busy stream never had one.
+func TestRevokedKeyEndsBusyStreams(t *testing.T) {
+	st := openStore(t)
+	opts := func(c *server.Config, _ *broker.Config) {
+		c.KeyCacheTTL = 100 * time.Millisecond
+		c.StreamKeyCheck = 50 * time.Millisecond
+		c.Heartbeat = time.Hour // no heartbeat will come to end them
+	}
+	a := newTestEnvOn(t, st, opts)
+	b := serveOn(t, st, opts) // a second replica on the same database
+	k, secret, err := threads.NewKey("acme", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateKey(t.Context(), k); err != nil {
+		t.Fatal(err)
+	}
+	conv := a.createConversation(a.Key, "busy", "busy")["id"].(string)
+
+	type opened struct {
+		name string
+		next func() (message bool, err error) // the next event, or why the stream ended
+	}
+	var all []opened
+	for _, e := range []*testEnv{a, b} {
+		s := e.mustSubscribe(t, secret, "group_id=busy", "")
+		all = append(all, opened{"sse", func() (bool, error) {
+			ev, err := s.r.Next()
+			return err == nil && ev.Type == threads.EventMessageCreated, err
+		}})
+		for _, p := range rpcProtocols() {
+			rs := openRPC(t, p.hc, e.URL, secret, &pb.SubscribeRequest{GroupId: "busy"}, p.opts...)
+			all = append(all, opened{p.name, func() (bool, error) {
+				if rs.Receive() {
+					return rs.Msg().GetType() == threads.EventMessageCreated, nil
+				}
+				if rs.Err() == nil {
+					return false, io.EOF
+				}
+				return false, rs.Err()
+			}})
+		}
+	}
+
+	// Keep the group busy: a message every few milliseconds until the end.
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for ctx.Err() == nil {
+			a.createMessage(a.Key, conv, "ann", "busy")
+			<-tick.C
+		}
+	})
+	defer func() { stop(); wg.Wait() }()
+
+	for _, o := range all { // every stream is live and busy
+		for {
+			msg, err := o.next()
+			if err != nil {
+				t.Fatalf("%s: %v", o.name, err)
+			}
+			if msg {
+				break
+			}
+		}
+	}
+	if err := st.RevokeKey(t.Context(), k.ID); err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range all {
+		var err error
+		for err == nil {
+			_, err = o.next()
+		}
+		var ce *connect.Error
+		switch {
+		case o.name == "sse" && errors.Is(err, io.EOF):
+		case errors.As(err, &ce) && ce.Code() == connect.CodeUnauthenticated:
+		default:
+			t.Errorf("stream %d (%s) ended with %v, want the server to end it (EOF, or Unauthenticated)", i, o.name, err)
+		}
+	}
+}
