@@ -40,4 +40,3 @@ func FuzzJSONSize(f *testing.F) {
 		}
 	})
 }
-
