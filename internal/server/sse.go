@@ -80,16 +80,23 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 // renderCache renders each event once for every stream that sends it: the
 // broker hands the same *threads.Event to all the subscribers of a tenant,
 // so with thousands of them the JSON and the SSE framing are made once,
-// not thousands of times. It holds the last renderCacheSize events;
-// rendered bytes are never modified after they are stored.
+// not thousands of times. It holds the last renderCacheSize events, and
+// no more than renderCacheBytes of them (4096 events of 64 KiB messages
+// would pin half a gigabyte); rendered bytes are never modified after
+// they are stored.
 type renderCache struct {
-	mu   sync.Mutex
-	m    map[*threads.Event][]byte
-	ring [renderCacheSize]*threads.Event
-	next int
+	mu    sync.Mutex
+	m     map[*threads.Event][]byte
+	ring  [renderCacheSize]*threads.Event // oldest at ring[first], count of them
+	first int
+	count int
+	bytes int
 }
 
-const renderCacheSize = 4096
+const (
+	renderCacheSize  = 4096
+	renderCacheBytes = 16 << 20
+)
 
 func (c *renderCache) sse(e *threads.Event) []byte {
 	c.mu.Lock()
@@ -101,14 +108,23 @@ func (c *renderCache) sse(e *threads.Event) []byte {
 	b = appendSSE(nil, e)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, ok := c.m[e]; ok {
+		return b // rendered meanwhile by another stream
+	}
 	if c.m == nil {
 		c.m = make(map[*threads.Event][]byte, renderCacheSize)
 	}
-	if old := c.ring[c.next]; old != nil {
+	for c.count > 0 && (c.count == renderCacheSize || c.bytes+len(b) > renderCacheBytes) {
+		old := c.ring[c.first]
+		c.bytes -= len(c.m[old])
 		delete(c.m, old)
+		c.ring[c.first] = nil
+		c.first = (c.first + 1) % renderCacheSize
+		c.count--
 	}
-	c.ring[c.next], c.m[e] = e, b
-	c.next = (c.next + 1) % renderCacheSize
+	c.ring[(c.first+c.count)%renderCacheSize], c.m[e] = e, b
+	c.count++
+	c.bytes += len(b)
 	return b
 }
 
