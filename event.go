@@ -24,6 +24,18 @@ const (
 // DefaultEventRetention is how long events stay available for resuming.
 const DefaultEventRetention = 7 * 24 * time.Hour
 
+// MaxEventPageBytes bounds one read of the event log by size, as
+// ReadEvents' limit bounds it by count: a read stops once the stored
+// payloads (the JSON of each event's object) it has read reach this many
+// bytes. A count alone is no bound on memory: a message's text may be
+// 64 KiB, 128 KiB of JSON when it is all tabs, so a page of 500 events
+// could hold 100+ MiB between the stored JSON and the decoded events, for
+// each subscriber replaying from an old cursor and for each tail, and one
+// key may open 100 streams. With this bound a page holds less than
+// MaxEventPageBytes plus one event of payload; it holds at least one
+// event, so that reading always makes progress.
+const MaxEventPageBytes = 1 << 20
+
 // Event is one change, durable: it is written in the same transaction as
 // the change it describes, so it exists exactly when the change does.
 type Event struct {
@@ -173,13 +185,19 @@ func contains(ss []string, s string) bool {
 // stores writes its event in the same transaction as its change.
 type EventStore interface {
 	// ReadEvents returns up to limit events of the tenant after the cursor
-	// (exclusive), oldest first, that f selects. Positions are final: once
-	// ReadEvents has returned an event at position p, no event at a
-	// position before p can appear later (a transaction that commits late
-	// is not skipped). Within one conversation, events are in the order of
-	// the changes: message.created events in seq order. The zero cursor
-	// reads from the start of the log.
-	ReadEvents(ctx context.Context, tenant string, after EventCursor, f EventFilter, limit int) ([]*Event, error)
+	// (exclusive), oldest first, that f selects. It stops early once the
+	// stored payloads of the events it has read reach MaxEventPageBytes,
+	// but returns at least one event when there is one. more reports
+	// whether events may follow the page's last one: it is true when the
+	// page was cut short, by limit or by bytes, and false when the page
+	// holds every selected event the store could read now (the log is
+	// read to its end). A short page is no sign of the end; more is.
+	// Positions are final: once ReadEvents has returned an event at
+	// position p, no event at a position before p can appear later (a
+	// transaction that commits late is not skipped). Within one
+	// conversation, events are in the order of the changes: message.created
+	// events in seq order. The zero cursor reads from the start of the log.
+	ReadEvents(ctx context.Context, tenant string, after EventCursor, f EventFilter, limit int) (evs []*Event, more bool, err error)
 	// EventHead returns a cursor at the end of the tenant's log now: reading
 	// after it returns only events that ReadEvents did not yet return to
 	// anyone. Its At is the store's clock now.

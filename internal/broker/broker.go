@@ -36,7 +36,9 @@ type Config struct {
 	// Poll is how often a tail reads the log without being woken, to cover
 	// a lost notification. Default 1s.
 	Poll time.Duration
-	// Page is how many events one read of the log returns. Default 500.
+	// Page is how many events one read of the log returns at most. Default
+	// 500. A read also stops at threads.MaxEventPageBytes of payload, so
+	// that a subscriber's page holds little however large its events.
 	Page int
 	// Now is the clock (tests move it); default time.Now.
 	Now func() time.Time

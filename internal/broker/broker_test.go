@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -61,9 +62,21 @@ func TestLiveInOrderAndFiltered(t *testing.T) {
 // TestResumeExactlyOnce disconnects a subscriber again and again while a
 // writer keeps appending, and resumes each time from the last cursor
 // received: together the pieces must be the whole log, in order, once.
+// Pages are cut by count, or by bytes far short of their count.
 func TestResumeExactlyOnce(t *testing.T) {
-	st := newMemStore()
-	b := broker.New(broker.Config{Store: st, Page: 7, Buffer: 64})
+	t.Run("Count", func(t *testing.T) {
+		resumeExactlyOnce(t, newMemStore(), broker.Config{Page: 7, Buffer: 64})
+	})
+	t.Run("Bytes", func(t *testing.T) {
+		st := newMemStore()
+		st.pageBytes = 12 // texts are 5 bytes: 3 events a page
+		resumeExactlyOnce(t, st, broker.Config{Buffer: 64})
+	})
+}
+
+func resumeExactlyOnce(t *testing.T, st *memStore, cfg broker.Config) {
+	cfg.Store = st
+	b := broker.New(cfg)
 	const total = 600
 	var mu sync.Mutex
 	n := 0
@@ -129,6 +142,62 @@ func TestResumeExactlyOnce(t *testing.T) {
 	if diff := cmp.Diff(texts(st.all("acme")), texts(got)); diff != "" {
 		t.Errorf("resumed pieces differ from the log (-want +got):\n%s", diff)
 	}
+}
+
+// TestReplayAcrossByteCutPages: a subscriber resuming from far back
+// replays a log of messages of threads.MaxTextBytes, read in pages cut by
+// bytes long before Config.Page: every event it selects once, in order,
+// across a resumption in the middle, then live events. A page shorter
+// than Config.Page is not the end of the log.
+func TestReplayAcrossByteCutPages(t *testing.T) {
+	st := newMemStore()
+	b := broker.New(broker.Config{Store: st})
+	from, _ := st.EventHead(t.Context(), "acme")
+	pad := strings.Repeat("x", threads.MaxTextBytes-5)
+	var want []string
+	for i := range 120 {
+		g := []string{"g", "h"}[i%2]
+		st.append("acme", g, "c", fmt.Sprintf("m%04d", i)+pad)
+		if g == "g" {
+			want = append(want, fmt.Sprintf("m%04d", i))
+		}
+	}
+	if perPage := threads.MaxEventPageBytes/threads.MaxTextBytes + 1; len(want) < 3*perPage {
+		t.Fatalf("%d events of the group are less than three pages of %d", len(want), perPage)
+	}
+	s, err := b.Subscribe(t.Context(), "acme", group, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.append("acme", "g", "c", "live!") // after the tail's start: it comes through the tail
+	want = append(want, "live!")
+	var got []*threads.Event
+	for len(got) < 25 {
+		got = append(got, next(t, s))
+	}
+	cursor := s.Cursor()
+	s.Close()
+	if s, err = b.Subscribe(t.Context(), "acme", group, cursor); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st.append("acme", "g", "c", "end!!")
+	want = append(want, "end!!")
+	for got[len(got)-1].Message.Text != "end!!" {
+		got = append(got, next(t, s))
+	}
+	if diff := cmp.Diff(want, names(got)); diff != "" {
+		t.Errorf("replayed events (-want +got):\n%s", diff)
+	}
+}
+
+// names are the first five bytes of the events' texts.
+func names(evs []*threads.Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Message.Text[:min(5, len(e.Message.Text))]
+	}
+	return out
 }
 
 // TestSlowSubscriberDropped: a subscriber that does not read is dropped

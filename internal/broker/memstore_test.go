@@ -24,6 +24,9 @@ type memStore struct {
 	// subscriber could miss it.
 	afterRead func(f threads.EventFilter)
 	allReads  int // reads of the whole log: the tail's
+	// pageBytes is the byte bound of a read, counted in message text
+	// (threads.MaxEventPageBytes when 0).
+	pageBytes int
 }
 
 func newMemStore() *memStore { return &memStore{log: map[string][]*threads.Event{}} }
@@ -46,7 +49,10 @@ func (m *memStore) append(tenant, group, conv, text string) *threads.Event {
 	return e
 }
 
-func (m *memStore) ReadEvents(ctx context.Context, tenant string, after threads.EventCursor, f threads.EventFilter, limit int) ([]*threads.Event, error) {
+// ReadEvents keeps the contract of the engines: at most limit events,
+// cut once their texts reach the byte bound, more when cut either way.
+// Each read returns copies, as a database does.
+func (m *memStore) ReadEvents(ctx context.Context, tenant string, after threads.EventCursor, f threads.EventFilter, limit int) ([]*threads.Event, bool, error) {
 	if m.afterRead != nil {
 		defer m.afterRead(f)
 	}
@@ -57,18 +63,28 @@ func (m *memStore) ReadEvents(ctx context.Context, tenant string, after threads.
 		m.allReads++
 	}
 	if m.failRead != nil {
-		return nil, m.failRead
+		return nil, false, m.failRead
+	}
+	budget := m.pageBytes
+	if budget == 0 {
+		budget = threads.MaxEventPageBytes
 	}
 	var out []*threads.Event
+	size := 0
 	for _, e := range m.log[tenant] {
 		if after.Before(e.Cursor) && f.Match(e) {
-			out = append(out, e)
+			if size >= budget {
+				return out, true, nil
+			}
+			c := *e
+			out = append(out, &c)
+			size += len(e.Message.Text)
 			if len(out) == limit {
-				break
+				return out, true, nil // like the engines: whether or not more follow
 			}
 		}
 	}
-	return out, nil
+	return out, false, nil
 }
 
 func (m *memStore) EventHead(ctx context.Context, tenant string) (threads.EventCursor, error) {

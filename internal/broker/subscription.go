@@ -114,15 +114,16 @@ func (s *Subscription) Next(ctx context.Context) (*threads.Event, error) {
 		if len(s.pending) > 0 {
 			return s.take(), nil
 		}
-		page, err := s.b.cfg.Store.ReadEvents(ctx, s.tenant, s.last, s.filter, s.b.cfg.Page)
+		page, more, err := s.b.cfg.Store.ReadEvents(ctx, s.tenant, s.last, s.filter, s.b.cfg.Page)
 		if err != nil {
 			return nil, err
 		}
 		s.pending = page
-		if len(page) < s.b.cfg.Page {
-			// The log is read to its end. Join the tail, then read once
-			// more up to where it took over; its events are deduplicated
-			// by position below.
+		if !more {
+			// The log is read to its end (a short page is not the end:
+			// the store cuts pages by bytes too). Join the tail, then
+			// read once more up to where it took over; its events are
+			// deduplicated by position below.
 			if s.joined {
 				s.replayed = true
 			} else {

@@ -96,7 +96,7 @@ func (t *tail) readAll() {
 		if !inited {
 			return
 		}
-		evs, err := t.b.cfg.Store.ReadEvents(ctx, t.tenant, head, threads.EventFilter{}, t.b.cfg.Page)
+		evs, more, err := t.b.cfg.Store.ReadEvents(ctx, t.tenant, head, threads.EventFilter{}, t.b.cfg.Page)
 		if err != nil {
 			t.b.log.Warn("reading events", "tenant", t.tenant, "err", err)
 			return
@@ -104,7 +104,7 @@ func (t *tail) readAll() {
 		if len(evs) > 0 {
 			t.deliver(evs)
 		}
-		if len(evs) < t.b.cfg.Page {
+		if !more {
 			return
 		}
 	}

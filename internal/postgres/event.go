@@ -54,18 +54,92 @@ func jsonTime(us string) string {
 }
 
 // ReadEvents reads only final positions (final.go): what it returns never
-// has a later-committing event slipped in before it. Two round trips: the
-// lock check must end before the read's snapshot is taken.
-func (db *DB) ReadEvents(ctx context.Context, tenant string, after threads.EventCursor, f threads.EventFilter, limit int) ([]*threads.Event, error) {
-	out := []*threads.Event{}
+// has a later-committing event slipped in before it. The lock check must
+// end before the read's snapshot is taken, so it is a round trip of its
+// own; then the page is read in chunks (readEventChunks).
+func (db *DB) ReadEvents(ctx context.Context, tenant string, after threads.EventCursor, f threads.EventFilter, limit int) ([]*threads.Event, bool, error) {
 	if limit <= 0 {
-		return out, nil
+		return []*threads.Event{}, false, nil
 	}
 	final, _, err := db.final(ctx, tenant)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	q, args := readEventsSQL(f), []any{tenant, after.Hi, after.Lo, limit, final}
+	p := eventPage{out: []*threads.Event{}}
+	more, err := readEventChunks(limit, &p, func(chunk int) (int, bool, error) {
+		from := after
+		if len(p.out) > 0 {
+			from = p.out[len(p.out)-1].Cursor
+		}
+		return db.readEventChunk(ctx, tenant, from, f, chunk, final, &p)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return p.out, more, nil
+}
+
+// eventPage is a page being read: its events, their payload bytes and the
+// largest payload among them.
+type eventPage struct {
+	out           []*threads.Event
+	size, largest int
+}
+
+// full reports whether the page has reached its byte bound: it takes no
+// further event.
+func (p *eventPage) full() bool { return p.size >= threads.MaxEventPageBytes }
+
+func (p *eventPage) add(e *threads.Event, payload int) {
+	p.out = append(p.out, e)
+	p.size += payload
+	p.largest = max(p.largest, payload)
+}
+
+// firstEventChunk is how many rows the first statement of a page asks
+// for: the whole page in the common case of a few new events, and at the
+// largest payloads (a message of 64 KiB of tabs is 128 KiB of JSON) about
+// twice the page's byte bound.
+const firstEventChunk = 16
+
+// readEventChunks reads a page with as many statements (read) as it
+// takes. One statement for the whole limit would bound what the page
+// keeps but not what it costs: the server sends every row a statement
+// selected, and a reader that stops at the byte bound still receives the
+// rest (pgx drains them to reach the end of the result), so a page of 500
+// rows of 128 KiB would move 64 MiB to keep 1. Instead the first
+// statement asks for firstEventChunk rows and each next one for as many as
+// the remaining bytes would hold at the largest payload seen so far, and
+// at most four times the rows read so far: a page of small events takes a
+// few statements, a run of large events a statement or two, and large
+// events after small ones cost a few times what the page keeps. read
+// appends to p after the last event read (every statement reads below the
+// same F), so together the statements return the very page one statement
+// would have. read returns how many rows it read and whether it stopped at
+// the byte bound with a row left.
+func readEventChunks(limit int, p *eventPage, read func(chunk int) (n int, cut bool, err error)) (more bool, err error) {
+	chunk := min(limit, firstEventChunk)
+	for {
+		n, cut, err := read(chunk)
+		switch {
+		case err != nil:
+			return false, err
+		case cut:
+			return true, nil
+		case n < chunk:
+			return false, nil // the log is read to its end
+		case len(p.out) == limit || p.full():
+			return true, nil
+		}
+		fit := (threads.MaxEventPageBytes-p.size)/max(p.largest, 1) + 1
+		chunk = min(limit-len(p.out), 4*len(p.out), fit)
+	}
+}
+
+// readEventChunk runs one statement for up to chunk events after the
+// cursor and adds them to p until it is full.
+func (db *DB) readEventChunk(ctx context.Context, tenant string, after threads.EventCursor, f threads.EventFilter, chunk int, final int64, p *eventPage) (n int, cut bool, err error) {
+	q, args := readEventsSQL(f), []any{tenant, after.Hi, after.Lo, chunk, final}
 	if f.GroupID != "" {
 		args = append(args, f.GroupID)
 	}
@@ -74,24 +148,30 @@ func (db *DB) ReadEvents(ctx context.Context, tenant string, after threads.Event
 	}
 	rows, err := db.pool.Query(ctx, q, args...)
 	if err != nil {
-		return nil, mapErr(err)
+		return 0, false, mapErr(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
+		if p.full() {
+			cut = true
+			break
+		}
 		var e threads.Event
 		var data []byte
 		if err := rows.Scan(&e.Cursor.Hi, &e.Cursor.Lo, &e.Cursor.At, &e.Type, &e.GroupID, &e.ConversationID, &data); err != nil {
-			return nil, mapErr(err)
+			return 0, false, mapErr(err)
 		}
+		n++
 		if err := e.UnmarshalData(data); err != nil {
-			return nil, threads.Internal(err)
+			return 0, false, threads.Internal(err)
 		}
-		out = append(out, &e)
+		p.add(&e, len(data))
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, mapErr(err)
+		return 0, false, mapErr(err)
 	}
-	return out, nil
+	return n, cut, nil
 }
 
 // The parts of ReadEvents' statement: $1 tenant, $2 and $3 the cursor,

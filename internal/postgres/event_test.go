@@ -25,7 +25,7 @@ var everything threads.EventFilter
 
 func read(t *testing.T, db *postgres.DB, after threads.EventCursor, limit int) []*threads.Event {
 	t.Helper()
-	evs, err := db.ReadEvents(t.Context(), acme, after, everything, limit)
+	evs, _, err := db.ReadEvents(t.Context(), acme, after, everything, limit)
 	if err != nil {
 		t.Fatalf("ReadEvents: %v", err)
 	}

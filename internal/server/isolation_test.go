@@ -85,7 +85,7 @@ func seedA(t *testing.T, e *testEnv) worldA {
 // the store: it changes exactly when anything of the tenant changes.
 func tenantLog(t *testing.T, st threads.Store, tenant string) []string {
 	t.Helper()
-	evs, err := st.ReadEvents(context.Background(), tenant, threads.EventCursor{}, threads.EventFilter{}, 1_000_000)
+	evs, _, err := st.ReadEvents(context.Background(), tenant, threads.EventCursor{}, threads.EventFilter{}, 1_000_000)
 	if err != nil {
 		t.Fatalf("ReadEvents(%s): %v", tenant, err)
 	}

@@ -170,12 +170,12 @@ func events(t *testing.T, db *DB, tenant string, after threads.EventCursor, f th
 	t.Helper()
 	var all []*threads.Event
 	for {
-		page, err := db.ReadEvents(t.Context(), tenant, after, f, 500)
+		page, more, err := db.ReadEvents(t.Context(), tenant, after, f, 500)
 		if err != nil {
 			t.Fatalf("ReadEvents: %v", err)
 		}
 		all = append(all, page...)
-		if len(page) < 500 {
+		if !more {
 			return all
 		}
 		after = page[len(page)-1].Cursor

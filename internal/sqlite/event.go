@@ -114,9 +114,14 @@ func (ts *txStmts) flushHeads(ctx context.Context) error {
 }
 
 // ReadEvents reads on the reader pool. Lo plays no part in SQLite's
-// positions (it is always 0), so "after (Hi, Lo)" is "pos > Hi".
-func (db *DB) ReadEvents(ctx context.Context, tenant string, after threads.EventCursor, f threads.EventFilter, limit int) ([]*threads.Event, error) {
-	limit = max(limit, 0) // a negative LIMIT would mean "no limit" to SQLite
+// positions (it is always 0), so "after (Hi, Lo)" is "pos > Hi". SQLite
+// makes each row when it is stepped to, so stopping at the byte bound
+// reads nothing beyond it, and finding a next row there tells exactly
+// whether more follow.
+func (db *DB) ReadEvents(ctx context.Context, tenant string, after threads.EventCursor, f threads.EventFilter, limit int) ([]*threads.Event, bool, error) {
+	if limit <= 0 {
+		return []*threads.Event{}, false, nil // a negative LIMIT would mean "no limit" to SQLite
+	}
 	var rows *sql.Rows
 	var err error
 	if f.All() {
@@ -134,22 +139,30 @@ func (db *DB) ReadEvents(ctx context.Context, tenant string, after threads.Event
 		rows, err = db.r.QueryContext(ctx, filteredEventsQuery(f.GroupID != "", len(args)-4), args...)
 	}
 	if err != nil {
-		return nil, mapErr(err)
+		return nil, false, mapErr(err)
 	}
 	defer rows.Close()
 	out := make([]*threads.Event, 0, min(limit, 256))
+	size := 0             // payload bytes read
+	var data sql.RawBytes // one buffer for every row's payload
 	for rows.Next() {
-		var e threads.Event
-		var data string
-		if err := rows.Scan(&e.Cursor.Hi, &e.Cursor.At, &e.Type, &e.GroupID, &e.ConversationID, &data); err != nil {
-			return nil, mapErr(err)
+		if size >= threads.MaxEventPageBytes {
+			return out, true, nil
 		}
-		if err := e.UnmarshalData([]byte(data)); err != nil {
-			return nil, threads.Internal(err)
+		var e threads.Event
+		if err := rows.Scan(&e.Cursor.Hi, &e.Cursor.At, &e.Type, &e.GroupID, &e.ConversationID, &data); err != nil {
+			return nil, false, mapErr(err)
+		}
+		size += len(data)
+		if err := e.UnmarshalData(data); err != nil {
+			return nil, false, threads.Internal(err)
 		}
 		out = append(out, &e)
 	}
-	return out, mapErr(rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, false, mapErr(err)
+	}
+	return out, len(out) == limit, nil
 }
 
 var filteredEventsQueries sync.Map // [2]int{group, n} → string

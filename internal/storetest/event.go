@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ var eventTests = []leaf{
 	{"OnePerChange", testEventPerChange},
 	{"AfterCursor", testEventsAfterCursor},
 	{"Paging", testEventPaging},
+	{"PageBytes", testEventPageBytes},
 	{"Filters", testEventFilters},
 	{"Tenant", testEventTenants},
 	{"NoEventWithoutChange", testNoEventWithoutChange},
@@ -30,15 +32,27 @@ var all threads.EventFilter
 
 func readEvents(t *testing.T, s threads.Store, tenant string, after threads.EventCursor, f threads.EventFilter, limit int) []*threads.Event {
 	t.Helper()
-	evs, err := s.ReadEvents(t.Context(), tenant, after, f, limit)
+	evs, _ := readPage(t, s, tenant, after, f, limit)
+	return evs
+}
+
+// readPage is one ReadEvents call, its answer checked against the
+// contract: at most limit events, in order, and at least one when it says
+// more may follow (a reader paging on "more" must make progress).
+func readPage(t *testing.T, s threads.Store, tenant string, after threads.EventCursor, f threads.EventFilter, limit int) ([]*threads.Event, bool) {
+	t.Helper()
+	evs, more, err := s.ReadEvents(t.Context(), tenant, after, f, limit)
 	if err != nil {
 		t.Fatalf("ReadEvents(%s, after %+v, %+v, %d): %v", tenant, after, f, limit, err)
 	}
 	if len(evs) > limit {
 		t.Fatalf("ReadEvents returned %d events, limit %d", len(evs), limit)
 	}
+	if more && len(evs) == 0 {
+		t.Fatalf("ReadEvents(%s, after %+v, %+v, %d) returned no event and more", tenant, after, f, limit)
+	}
 	checkCursors(t, evs)
-	return evs
+	return evs, more
 }
 
 // readAll pages through every event after the cursor that f selects.
@@ -49,9 +63,9 @@ func readAll(t *testing.T, s threads.Store, tenant string, after threads.EventCu
 		if page > 100000 {
 			t.Fatal("ReadEvents paging does not end")
 		}
-		evs := readEvents(t, s, tenant, after, f, limit)
+		evs, more := readPage(t, s, tenant, after, f, limit)
 		out = append(out, evs...)
-		if len(evs) < limit {
+		if !more {
 			checkCursors(t, out)
 			return out
 		}
@@ -184,6 +198,124 @@ func testEventPaging(t *testing.T, s threads.Store) {
 	for _, limit := range []int{1, 2, 5, len(evs) - 1, len(evs), len(evs) + 1} {
 		diff(t, fmt.Sprintf("paged by %d", limit), evs, readAll(t, s, tenantA, threads.EventCursor{}, all, limit))
 	}
+}
+
+// testEventPageBytes: a page is bounded by bytes as well as by count. The
+// log has runs of messages near threads.MaxTextBytes (tabs, so their JSON
+// is twice that) between runs of small ones, in two groups. Every page,
+// read whole and filtered, holds less than threads.MaxEventPageBytes of
+// payload before its last event; one cut short of its limit says more and
+// is not cut early; and paging on "more" reads every selected event once,
+// in order. The payload is measured as Event.MarshalData, which is what
+// SQLite stores; PostgreSQL returns its jsonb a few bytes longer per event
+// (a space after each colon and comma), never shorter for these texts.
+func testEventPageBytes(t *testing.T, s threads.Store) {
+	ctx := t.Context()
+	cs := []*threads.Conversation{
+		createConversation(t, s, tenantA, "group-1", "one"),
+		createConversation(t, s, tenantA, "group-2", "two"),
+	}
+	want := []*threads.Event{convEvent(threads.EventConversationCreated, cs[0]), convEvent(threads.EventConversationCreated, cs[1])}
+	n := 0
+	post := func(count int, big bool) {
+		for range count {
+			text := fmt.Sprintf("message %d", n)
+			if big {
+				text += strings.Repeat("\t", threads.MaxTextBytes-len(text))
+			}
+			c := cs[n%2]
+			m, err := s.CreateMessage(ctx, tenantA, &threads.Message{ID: newID(), ConversationID: c.ID, AuthorID: "alice", Text: text})
+			if err != nil {
+				t.Fatalf("CreateMessage %d: %v", n, err)
+			}
+			want = append(want, threads.NewMessageEvent(c.GroupID, m))
+			n++
+		}
+	}
+	for range 3 {
+		post(20, false)
+		post(20, true)
+	}
+	post(3, false)
+
+	const slack = 64 // per event: what PostgreSQL's jsonb text may add
+	for _, tc := range []struct {
+		f     threads.EventFilter
+		limit int
+	}{
+		{all, 500},
+		{all, 30},
+		{threads.EventFilter{GroupID: "group-1"}, 500},
+		{threads.EventFilter{ConversationIDs: []string{cs[1].ID}}, 500},
+		{threads.EventFilter{ConversationIDs: []string{cs[1].ID}, GroupID: "group-1"}, 500},
+		{threads.EventFilter{GroupID: "group-2"}, 10},
+	} {
+		what := fmt.Sprintf("filter %+v, limit %d", tc.f, tc.limit)
+		var got []*threads.Event
+		after, cut := threads.EventCursor{}, 0
+		for pages := 0; ; pages++ {
+			if pages > len(want) {
+				t.Fatalf("%s: paging does not end", what)
+			}
+			page, more := readPage(t, s, tenantA, after, tc.f, tc.limit)
+			size := 0
+			for i, e := range page {
+				data, err := e.MarshalData()
+				if err != nil {
+					t.Fatalf("MarshalData: %v", err)
+				}
+				if i == len(page)-1 && more && len(page) < tc.limit {
+					if size+len(data)+slack*len(page) < threads.MaxEventPageBytes {
+						t.Fatalf("%s: page %d says more but stops at %d events, %d bytes, %d short of the bound and of its limit",
+							what, pages, len(page), size+len(data), threads.MaxEventPageBytes-size-len(data))
+					}
+					cut++
+				}
+				if size += len(data); size >= threads.MaxEventPageBytes && i < len(page)-1 {
+					t.Fatalf("%s: page %d goes on after %d of its %d events with %d bytes of payload, bound %d",
+						what, pages, i+1, len(page), size, threads.MaxEventPageBytes)
+				}
+			}
+			got = append(got, page...)
+			if !more {
+				break
+			}
+			after = page[len(page)-1].Cursor
+		}
+		checkCursors(t, got)
+		var selected []*threads.Event
+		for _, e := range want {
+			if tc.f.Match(e) {
+				selected = append(selected, e)
+			}
+		}
+		// Compared by identity first: a diff of the texts would be megabytes.
+		if d := cmp.Diff(eventKeys(selected), eventKeys(got)); d != "" {
+			t.Fatalf("%s: the pages are not the log (-want +got):\n%s", what, d)
+		}
+		for i := range selected {
+			if !cmp.Equal(selected[i], got[i], cmpopts.IgnoreFields(threads.Event{}, "Cursor")) {
+				t.Fatalf("%s: event %d differs from what was written", what, i)
+			}
+		}
+		if cut == 0 {
+			t.Fatalf("%s: no page was cut by bytes; the test no longer tests the bound", what)
+		}
+	}
+}
+
+// eventKeys names each event by its type and object.
+func eventKeys(evs []*threads.Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		switch {
+		case e.Message != nil:
+			out[i] = fmt.Sprintf("%s %s %s seq %d, %d bytes", e.Type, e.ConversationID, e.Message.ID, e.Message.Seq, len(e.Message.Text))
+		default:
+			out[i] = e.Type + " " + e.ConversationID
+		}
+	}
+	return out
 }
 
 // testEventFilters checks each filter against threads.EventFilter.Match

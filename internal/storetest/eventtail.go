@@ -158,7 +158,7 @@ func testEventsConcurrentTail(t *testing.T, s threads.Store) {
 				select {
 				case <-written:
 					// Everything is committed: one more empty read is the end.
-					evs, err := s.ReadEvents(ctx, tenantA, after, f, 7)
+					evs, _, err := s.ReadEvents(ctx, tenantA, after, f, 7)
 					if err != nil || len(evs) == 0 {
 						errs[writers+i] = err
 						return
@@ -167,7 +167,7 @@ func testEventsConcurrentTail(t *testing.T, s threads.Store) {
 					continue
 				default:
 				}
-				evs, err := s.ReadEvents(ctx, tenantA, after, f, 7)
+				evs, _, err := s.ReadEvents(ctx, tenantA, after, f, 7)
 				if err != nil {
 					errs[writers+i] = err
 					return
