@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -61,12 +62,19 @@ type Event struct {
 type EventCursor struct {
 	At     int64
 	Hi, Lo int64
+	// Tag names the tenant whose log the position is in:
+	// EventCursorTag(tenant), set where cursors are handed to clients (the
+	// broker's subscriptions). 0 is no tag (stores' own cursors; tokens made before tags
+	// existed); ParseEventCursorFor accepts such a cursor for any tenant.
+	// Tag plays no part in IsZero and Before: it is not a position.
+	Tag uint32
 }
 
-// IsZero reports whether c is no position at all.
-func (c EventCursor) IsZero() bool { return c == EventCursor{} }
+// IsZero reports whether c is no position at all, tagged or not.
+func (c EventCursor) IsZero() bool { return c.At == 0 && c.Hi == 0 && c.Lo == 0 }
 
-// Before reports whether c is an earlier position than d. At plays no part.
+// Before reports whether c is an earlier position than d. At and Tag play
+// no part.
 func (c EventCursor) Before(d EventCursor) bool {
 	return c.Hi < d.Hi || c.Hi == d.Hi && c.Lo < d.Lo
 }
@@ -74,7 +82,29 @@ func (c EventCursor) Before(d EventCursor) bool {
 // Time returns At as a time.
 func (c EventCursor) Time() time.Time { return FromMicros(c.At) }
 
-// Token encodes c as the opaque string clients see (SSE id:, "cursor").
+// EventCursorTag returns the tag of the tenant's cursors: 32 bits of a
+// hash of its name, never 0. It is no secret and no proof, only a guard
+// against a cursor used with another tenant's stream, where (on SQLite,
+// whose positions are per tenant) it could name a position in that
+// tenant's log and be followed silently from the wrong place.
+func EventCursorTag(tenant string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte("threads.cursor\x00" + tenant))
+	if t := h.Sum32(); t != 0 {
+		return t
+	}
+	return 1
+}
+
+// For returns c tagged as a position in the tenant's log.
+func (c EventCursor) For(tenant string) EventCursor {
+	c.Tag = EventCursorTag(tenant)
+	return c
+}
+
+// Token encodes c as the opaque string clients see (SSE id:, "cursor"):
+// "e2" and base64url of At, Hi, Lo and Tag in base 36; a cursor without a
+// tag keeps the form of before tags, "e1" without the fourth part.
 func (c EventCursor) Token() string {
 	if c.IsZero() {
 		return ""
@@ -85,29 +115,44 @@ func (c EventCursor) Token() string {
 	b = strconv.AppendInt(b, c.Hi, 36)
 	b = append(b, '.')
 	b = strconv.AppendInt(b, c.Lo, 36)
-	return "e1" + base64.RawURLEncoding.EncodeToString(b)
+	if c.Tag == 0 {
+		return "e1" + base64.RawURLEncoding.EncodeToString(b)
+	}
+	b = append(b, '.')
+	b = strconv.AppendUint(b, uint64(c.Tag), 36)
+	return "e2" + base64.RawURLEncoding.EncodeToString(b)
 }
 
-// ParseEventCursor decodes a token made by Token. An empty token is the
-// zero cursor: "from now on".
+// ParseEventCursor decodes a token made by Token, of either version. An
+// empty token is the zero cursor: "from now on". A stream checks the
+// tenant with ParseEventCursorFor.
 func ParseEventCursor(token string) (EventCursor, error) {
 	if token == "" {
 		return EventCursor{}, nil
 	}
 	bad := Errorf(EBADREQUEST, "the event cursor (Last-Event-ID or after) is not one this server made")
-	if len(token) > 128 || !strings.HasPrefix(token, "e1") {
+	if len(token) > 128 || len(token) < 2 {
+		return EventCursor{}, bad
+	}
+	var parts int
+	switch token[:2] {
+	case "e1":
+		parts = 3
+	case "e2":
+		parts = 4
+	default:
 		return EventCursor{}, bad
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(token[2:])
 	if err != nil {
 		return EventCursor{}, bad
 	}
-	parts := strings.Split(string(raw), ".")
-	if len(parts) != 3 {
+	fields := strings.Split(string(raw), ".")
+	if len(fields) != parts {
 		return EventCursor{}, bad
 	}
 	var n [3]int64
-	for i, p := range parts {
+	for i, p := range fields[:3] {
 		if n[i], err = strconv.ParseInt(p, 36, 64); err != nil || n[i] < 0 {
 			return EventCursor{}, bad
 		}
@@ -115,7 +160,29 @@ func ParseEventCursor(token string) (EventCursor, error) {
 	if n[0] == 0 {
 		return EventCursor{}, bad
 	}
-	return EventCursor{At: n[0], Hi: n[1], Lo: n[2]}, nil
+	c := EventCursor{At: n[0], Hi: n[1], Lo: n[2]}
+	if parts == 4 {
+		tag, err := strconv.ParseUint(fields[3], 36, 32)
+		if err != nil || tag == 0 {
+			return EventCursor{}, bad
+		}
+		c.Tag = uint32(tag)
+	}
+	return c, nil
+}
+
+// ParseEventCursorFor is ParseEventCursor for a stream of the tenant: a
+// cursor tagged for another tenant is BAD_REQUEST. A cursor without a tag
+// (an "e1" token, made before tags) is accepted.
+func ParseEventCursorFor(token, tenant string) (EventCursor, error) {
+	c, err := ParseEventCursor(token)
+	if err != nil {
+		return EventCursor{}, err
+	}
+	if c.Tag != 0 && c.Tag != EventCursorTag(tenant) {
+		return EventCursor{}, Errorf(EBADREQUEST, "the event cursor (Last-Event-ID or after) was made for another tenant")
+	}
+	return c, nil
 }
 
 // EventFilter selects a tenant's events. An event matches when its

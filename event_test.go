@@ -2,6 +2,7 @@ package threads_test
 
 import (
 	"encoding/base64"
+	"fmt"
 	"math"
 	"regexp"
 	"strings"
@@ -14,7 +15,7 @@ import (
 
 // tokenChars is what a cursor token may contain: it travels in an SSE
 // id: line, a Last-Event-ID header and an ?after= query unescaped.
-var tokenChars = regexp.MustCompile(`^e1[A-Za-z0-9_-]+$`)
+var tokenChars = regexp.MustCompile(`^e[12][A-Za-z0-9_-]+$`)
 
 func TestEventCursorRoundTrip(t *testing.T) {
 	for _, c := range []threads.EventCursor{
@@ -22,10 +23,18 @@ func TestEventCursorRoundTrip(t *testing.T) {
 		{At: 1764054560123456, Hi: 42},
 		{At: 1764054560123456, Hi: 1 << 40, Lo: 7},
 		{At: math.MaxInt64, Hi: math.MaxInt64, Lo: math.MaxInt64},
+		{At: 1764054560123456, Hi: 42, Tag: 1},
+		{At: 1764054560123456, Hi: 1 << 40, Lo: 7, Tag: threads.EventCursorTag("acme")},
+		{At: math.MaxInt64, Hi: math.MaxInt64, Lo: math.MaxInt64, Tag: math.MaxUint32},
 	} {
 		tok := c.Token()
 		if !tokenChars.MatchString(tok) || len(tok) > 128 {
 			t.Errorf("%+v: token %q is not a short URL- and header-safe string", c, tok)
+		}
+		// A tagged cursor is a new version of token; one without a tag
+		// keeps the old form.
+		if want := map[bool]string{false: "e1", true: "e2"}[c.Tag != 0]; !strings.HasPrefix(tok, want) {
+			t.Errorf("%+v: token %q, want it to start with %s", c, tok, want)
 		}
 		got, err := threads.ParseEventCursor(tok)
 		if err != nil || got != c {
@@ -42,6 +51,7 @@ func TestEventCursorRoundTrip(t *testing.T) {
 
 func TestParseEventCursorRefuses(t *testing.T) {
 	enc := func(s string) string { return "e1" + base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	enc2 := func(s string) string { return "e2" + base64.RawURLEncoding.EncodeToString([]byte(s)) }
 	for _, bad := range []string{
 		"x", "e1", "e1!!!", "E1" + enc("1.2.3")[2:], "e2" + enc("1.2.3")[2:],
 		enc("1.2"), enc("1.2.3.4"), enc("1..3"), enc("1.2.3 "), enc(".."),
@@ -51,6 +61,11 @@ func TestParseEventCursorRefuses(t *testing.T) {
 		"e1" + base64.RawStdEncoding.EncodeToString([]byte("1.+/?.3")),
 		enc("1.2.3") + "=",
 		"e1" + strings.Repeat("A", 127),
+		// The tagged version has exactly four parts, the tag a nonzero
+		// 32-bit number; the old one has no tag.
+		enc("1.2.3.4"), enc2("1.2.3"), enc2("1.2.3.4.5"), enc2("1.2.3."), enc2("1.2.3.0"),
+		enc2("1.2.3.-1"), enc2("1.2.3.1z141z4"), enc2("0.2.3.4"), enc2("1.-2.3.4"),
+		"e3" + enc("1.2.3.4")[2:], "e2",
 	} {
 		if c, err := threads.ParseEventCursor(bad); threads.ErrorCode(err) != threads.EBADREQUEST {
 			t.Errorf("token %q: %+v, %v; want BAD_REQUEST", bad, c, err)
@@ -74,9 +89,65 @@ func TestEventCursorBefore(t *testing.T) {
 	if !(threads.EventCursor{}).IsZero() || (threads.EventCursor{At: 1}).IsZero() {
 		t.Error("IsZero must hold for the zero cursor alone")
 	}
+	// A tag is no position: a tagged zero cursor is still "from now on",
+	// and tags do not order positions.
+	if tagged := (threads.EventCursor{}).For("acme"); !tagged.IsZero() || tagged.Token() != "" {
+		t.Errorf("%+v: IsZero %v, token %q; want the zero cursor", tagged, tagged.IsZero(), tagged.Token())
+	}
+	for _, c := range order {
+		for j, d := range order {
+			if a, b := c.For("acme"), d.For("globex"); a.Before(b) != c.Before(d) || b.Before(a) != d.Before(c) {
+				t.Errorf("%+v.Before(%+v) changes with tags (order index %d)", c, d, j)
+			}
+		}
+	}
 	c := threads.EventCursor{At: 1764054560123456}
 	if got := c.Time(); !got.Equal(time.UnixMicro(c.At)) || got.Location() != time.UTC {
 		t.Errorf("Time() = %v, want %v in UTC", got, time.UnixMicro(c.At))
+	}
+}
+
+// TestEventCursorTenant: a cursor made for a tenant opens that tenant's
+// streams and no other's; a token made before tags ("e1") is accepted
+// for any tenant, as clients keep theirs across an upgrade.
+func TestEventCursorTenant(t *testing.T) {
+	c := threads.EventCursor{At: 1764054560123456, Hi: 42, Lo: 7}
+	acme := c.For("acme").Token()
+	got, err := threads.ParseEventCursorFor(acme, "acme")
+	if err != nil || got != c.For("acme") || got.Tag != threads.EventCursorTag("acme") {
+		t.Errorf("acme's cursor for acme: %+v, %v; want %+v", got, err, c.For("acme"))
+	}
+	for _, other := range []string{"globex", "acme ", "Acme", ""} {
+		got, err := threads.ParseEventCursorFor(acme, other)
+		if threads.ErrorCode(err) != threads.EBADREQUEST {
+			t.Errorf("acme's cursor for %q: %+v, %v; want BAD_REQUEST", other, got, err)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, "acme") || strings.Contains(msg, acme) {
+			t.Errorf("the error %q says whose the cursor is", msg)
+		}
+	}
+	// An old client's token, as the server made it before tags.
+	const old = "e1aGRhemg2azNzdy4xNi43"
+	for _, tenant := range []string{"acme", "globex"} {
+		if got, err := threads.ParseEventCursorFor(old, tenant); err != nil || got != c {
+			t.Errorf("old token for %s: %+v, %v; want %+v", tenant, got, err, c)
+		}
+		if got, err := threads.ParseEventCursorFor("", tenant); err != nil || !got.IsZero() {
+			t.Errorf("empty token for %s: %+v, %v; want the zero cursor", tenant, got, err)
+		}
+	}
+	if _, err := threads.ParseEventCursorFor("e1!!", "acme"); threads.ErrorCode(err) != threads.EBADREQUEST {
+		t.Errorf("a malformed token: %v, want BAD_REQUEST", err)
+	}
+	seen := map[uint32]string{}
+	for i := range 1000 {
+		tenant := fmt.Sprintf("tenant-%d", i)
+		tag := threads.EventCursorTag(tenant)
+		if tag == 0 || seen[tag] != "" {
+			t.Fatalf("tag of %s is %d, which is no tag or %q's", tenant, tag, seen[tag])
+		}
+		seen[tag] = tenant
 	}
 }
 
@@ -105,12 +176,17 @@ func TestEventDataRoundTrip(t *testing.T) {
 // FuzzEventCursor: any token either fails with BAD_REQUEST or decodes to
 // a cursor whose token decodes to the same cursor; and any cursor a store
 // can make (At > 0, Hi and Lo not negative) survives Token and back.
+//
+// Each made cursor is also tried tagged, for a tenant named by the token:
+// it opens that tenant's streams.
 func FuzzEventCursor(f *testing.F) {
 	f.Add(threads.EventCursor{At: 1764054560123456, Hi: 42}.Token(), int64(1764054560123456), int64(42), int64(0))
 	f.Add(threads.EventCursor{At: 1, Hi: 1 << 40, Lo: 7}.Token(), int64(1), int64(1<<40), int64(7))
+	f.Add(threads.EventCursor{At: 1, Hi: 1 << 40, Lo: 7}.For("acme").Token(), int64(1), int64(1<<40), int64(7))
 	f.Add("", int64(0), int64(0), int64(0))
 	f.Add("e1MS4yLjM", int64(-1), int64(math.MaxInt64), int64(-7))
 	f.Add("e1ISEh", int64(0), int64(5), int64(0))
+	f.Add("e2MS4yLjMuMA", int64(0), int64(5), int64(0))
 	f.Fuzz(func(t *testing.T, token string, at, hi, lo int64) {
 		c, err := threads.ParseEventCursor(token)
 		if err != nil {
@@ -122,6 +198,14 @@ func FuzzEventCursor(f *testing.F) {
 		}
 
 		made := threads.EventCursor{At: at, Hi: hi, Lo: lo}
+		if tagged := made.For(token); at > 0 && hi >= 0 && lo >= 0 {
+			if got, err := threads.ParseEventCursorFor(tagged.Token(), token); err != nil || got != tagged {
+				t.Fatalf("%+v → %q → %+v, %v", tagged, tagged.Token(), got, err)
+			}
+			if !tokenChars.MatchString(tagged.Token()) {
+				t.Fatalf("%+v: token %q has characters unsafe in a header or URL", tagged, tagged.Token())
+			}
+		}
 		got, err := threads.ParseEventCursor(made.Token())
 		switch valid := at > 0 && hi >= 0 && lo >= 0; {
 		case valid && (err != nil || got != made):

@@ -377,3 +377,56 @@ func TestCursorAheadOfLog(t *testing.T) {
 		t.Fatalf("after resync got %q", e.Message.Text)
 	}
 }
+
+// TestCursorsNameTheirTenant: every cursor a subscription hands out (its
+// events', replayed or live, its Cursor, a resync notice's) is tagged
+// with its tenant: it resumes the tenant's streams and is refused for
+// another tenant's.
+func TestCursorsNameTheirTenant(t *testing.T) {
+	st := newMemStore()
+	b := broker.New(broker.Config{Store: st, Retention: time.Hour})
+	from, _ := st.EventHead(t.Context(), "acme")
+	st.append("acme", "g", "c", "replayed")
+	st.append("globex", "g", "c", "globex's")
+	replaying, err := b.Subscribe(t.Context(), "acme", group, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replaying.Close()
+	live, err := b.Subscribe(t.Context(), "acme", group, threads.EventCursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	tooOld := from
+	tooOld.At = time.Now().Add(-2 * time.Hour).UnixMicro()
+	resync, err := b.Subscribe(t.Context(), "acme", group, tooOld)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resync.Close()
+	st.append("acme", "g", "c", "live")
+
+	cursors := map[string]threads.EventCursor{"first cursor of a live subscription": live.Cursor()}
+	for _, e := range []*threads.Event{next(t, replaying), next(t, replaying)} {
+		cursors["replaying: "+e.Message.Text] = e.Cursor
+	}
+	cursors["replaying: Cursor"] = replaying.Cursor()
+	e := next(t, live)
+	cursors["live: "+e.Message.Text] = e.Cursor
+	cursors["live: Cursor"] = live.Cursor()
+	e = next(t, resync)
+	cursors["resync: "+e.Type] = e.Cursor
+	for what, c := range cursors {
+		tok := c.Token()
+		if got, err := threads.ParseEventCursorFor(tok, "acme"); err != nil || got != c {
+			t.Errorf("%s: %q for acme: %+v, %v; want %+v", what, tok, got, err, c)
+		}
+		if _, err := threads.ParseEventCursorFor(tok, "globex"); threads.ErrorCode(err) != threads.EBADREQUEST {
+			t.Errorf("%s: acme's %q for globex: %v, want BAD_REQUEST", what, tok, err)
+		}
+	}
+	if len(cursors) != 7 {
+		t.Errorf("%d cursors checked, want 7: %v", len(cursors), cursors)
+	}
+}

@@ -95,10 +95,13 @@ func (b *Broker) ahead(ctx context.Context, tenant string, t *tail, after thread
 
 // Cursor returns where a client should resume to miss nothing that this
 // subscription has not yet returned: the last position returned, stamped
-// now, so a quiet stream's cursor does not age out of the retention window.
+// now, so a quiet stream's cursor does not age out of the retention window,
+// and tagged with the tenant, as are the cursors of the events Next
+// returns (threads.ParseEventCursorFor refuses them for another tenant).
 func (s *Subscription) Cursor() threads.EventCursor {
 	c := s.last
 	c.At = s.b.cfg.Now().UnixMicro()
+	c.Tag = s.t.tag
 	return c
 }
 
@@ -117,6 +120,9 @@ func (s *Subscription) Next(ctx context.Context) (*threads.Event, error) {
 		page, more, err := s.b.cfg.Store.ReadEvents(ctx, s.tenant, s.last, s.filter, s.b.cfg.Page)
 		if err != nil {
 			return nil, err
+		}
+		for _, e := range page {
+			e.Cursor.Tag = s.t.tag
 		}
 		s.pending = page
 		if !more {

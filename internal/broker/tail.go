@@ -13,7 +13,8 @@ import (
 type tail struct {
 	b      *Broker
 	tenant string
-	refs   int // guarded by b.mu
+	tag    uint32 // threads.EventCursorTag(tenant), stamped on what it delivers
+	refs   int    // guarded by b.mu
 	wakeC  chan struct{}
 	stop   chan struct{}
 
@@ -24,7 +25,7 @@ type tail struct {
 }
 
 func newTail(b *Broker, tenant string) *tail {
-	return &tail{b: b, tenant: tenant, wakeC: make(chan struct{}, 1), stop: make(chan struct{}),
+	return &tail{b: b, tenant: tenant, tag: threads.EventCursorTag(tenant), wakeC: make(chan struct{}, 1), stop: make(chan struct{}),
 		subs: map[*Subscription]struct{}{}}
 }
 
@@ -120,6 +121,7 @@ func (t *tail) deliver(evs []*threads.Event) {
 		if !t.head.Before(e.Cursor) {
 			continue // read twice by overlapping wake-ups
 		}
+		e.Cursor.Tag = t.tag // this read's own copy, not yet shared
 		t.head = e.Cursor
 		for s := range t.subs {
 			if !s.filter.Match(e) {
