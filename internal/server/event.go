@@ -56,7 +56,7 @@ func (s *Server) openStream(ctx context.Context, h, limits http.Header, convIDs 
 	if err != nil {
 		return nil, err
 	}
-	cursor, err := threads.ParseEventCursor(after)
+	cursor, err := threads.ParseEventCursorFor(after, tenant)
 	if err != nil {
 		return nil, err
 	}

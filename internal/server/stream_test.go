@@ -207,3 +207,23 @@ func TestRevokedKeyEndsBusyStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestCursorOfAnotherTenant: a cursor names its tenant; another tenant's
+// key cannot resume from it (on SQLite its position could fall inside
+// this tenant's log, and it was accepted).
+func TestCursorOfAnotherTenant(t *testing.T) {
+	e := newTestEnv(t)
+	e.createConversation(e.Key, "g", "acme's")
+	cursor := idOnly(t, e.mustSubscribe(t, e.Key, "group_id=g", ""), 1)
+	if c, res := e.subscribe(t, e.OtherKey, "group_id=g", cursor); c == nil {
+		res.wantError(t, threads.EBADREQUEST, http.StatusBadRequest)
+	} else {
+		t.Fatal("another tenant's cursor opened a stream")
+	}
+	s := openRPC(t, http.DefaultClient, e.URL, e.OtherKey, &pb.SubscribeRequest{GroupId: "g", After: cursor})
+	var ce *connect.Error
+	if s.Receive() || !errors.As(s.Err(), &ce) || ce.Code() != connect.CodeInvalidArgument {
+		t.Errorf("Subscribe with another tenant's cursor: %v, want InvalidArgument", s.Err())
+	}
+	idOnly(t, e.mustSubscribe(t, e.Key, "group_id=g", cursor), 1) // its own tenant resumes
+}
