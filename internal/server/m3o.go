@@ -173,18 +173,20 @@ func appendMessagesResponse(b []byte, ms []*pb.Message) []byte {
 
 // serveM3O serves POST /v1/threads/{method} and /threads/Threads/{method}.
 func (s *Server) serveM3O(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	name := r.PathValue("method")
 	call, ok := s.m3o[name]
 	if !ok {
-		writeError(w, threads.Errorf(threads.ENOTFOUND, "unknown method %q", truncate(name, 64)))
+		// Counted as "unknown": the caller's name is no label.
+		writeError(w, s.finish(r.Context(), methodUnknown, "m3o", start,
+			threads.Errorf(threads.ENOTFOUND, "unknown method %q", truncate(name, 64))))
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, threads.Errorf(threads.EBADREQUEST, "use POST for %s", name))
+		writeError(w, s.finish(r.Context(), name, "m3o", start, threads.Errorf(threads.EBADREQUEST, "use POST for %s", name)))
 		return
 	}
-	start := time.Now()
 	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
 	defer cancel()
 	tenant, key, err := s.authenticate(ctx, r.Header)

@@ -2,17 +2,24 @@ package server
 
 import (
 	"context"
+	"net/http"
+	"strings"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/threads-server/threads"
 	"github.com/threads-server/threads/internal/broker"
+	pb "github.com/threads-server/threads/internal/gen/threadspb"
+	"github.com/threads-server/threads/internal/gen/threadspb/threadspbconnect"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // metrics are the server's Prometheus series. Labels are bounded: method
-// is one of the API's methods, protocol one of m3o/connect/grpc/grpcweb,
-// code one of the error table's codes or OK.
+// is one of the API's methods or "unknown" (never the caller's text),
+// protocol one of m3o/connect/grpc/grpcweb/sse, or http for a request no
+// route took, code one of the error table's codes or OK.
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
@@ -67,4 +74,46 @@ func (s *Server) finish(ctx context.Context, method, protocol string, start time
 	s.metrics.requests.WithLabelValues(method, protocol, code).Inc()
 	s.metrics.duration.WithLabelValues(method, protocol).Observe(time.Since(start).Seconds())
 	return e
+}
+
+// methodUnknown is the method label of a request for no method of the
+// API: an unknown m3o method or Connect procedure, a path no route takes,
+// or a request refused before routing. The caller's text is never a
+// label, so a client cannot make series without end.
+const methodUnknown = "unknown"
+
+// countUnrouted counts a request that no API method served, after the
+// mux answered it: a path no route takes (the mux's catch-all "/"), or a
+// procedure of the Connect service that the service does not have
+// (connect-go answers 404 itself, before any interceptor). The m3o routes
+// count their own unknown methods.
+func (s *Server) countUnrouted(r *http.Request, start time.Time) {
+	switch {
+	case r.Pattern == "/":
+		s.finish(r.Context(), methodUnknown, "http", start, threads.Errorf(threads.ENOTFOUND, "no route"))
+	case r.Pattern == "/"+threadspbconnect.ThreadsName+"/" && !isProcedure(r.URL.Path):
+		s.finish(r.Context(), methodUnknown, rpcProtocol(r), start, threads.Errorf(threads.ENOTFOUND, "no such procedure"))
+	}
+}
+
+// threadsService is the service's descriptor: its methods are the
+// procedures there are.
+var threadsService = pb.File_threads_proto.Services().ByName("Threads")
+
+// isProcedure reports whether path names a method of the service.
+func isProcedure(path string) bool {
+	name, ok := strings.CutPrefix(path, "/"+threadspbconnect.ThreadsName+"/")
+	return ok && !strings.Contains(name, "/") && threadsService.Methods().ByName(protoreflect.Name(name)) != nil
+}
+
+// rpcProtocol names the protocol of a request to the Connect handler by
+// its Content-Type, as connect-go's Peer.Protocol does once it serves one.
+func rpcProtocol(r *http.Request) string {
+	switch ct := r.Header.Get("Content-Type"); {
+	case strings.HasPrefix(ct, "application/grpc-web"):
+		return connect.ProtocolGRPCWeb
+	case strings.HasPrefix(ct, "application/grpc"):
+		return connect.ProtocolGRPC
+	}
+	return connect.ProtocolConnect
 }

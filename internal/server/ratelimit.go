@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -42,7 +43,8 @@ func newLimiter(perSecond float64, burst int) *limiter {
 }
 
 // allow takes a token for keyID and sets the rate-limit headers (the IETF
-// RateLimit fields). A refusal is RATE_LIMITED with Retry-After.
+// RateLimit fields). A refusal is RATE_LIMITED naming its wait, which the
+// error's rendering sends as Retry-After (error.go), on every protocol.
 func (l *limiter) allow(keyID string, h http.Header) error {
 	if l == nil {
 		return nil
@@ -70,8 +72,9 @@ func (l *limiter) allow(keyID string, h http.Header) error {
 	}
 	// Seconds until one token is back, rounded up: at least 1.
 	wait := time.Duration((1 - left) / float64(l.rate) * float64(time.Second))
-	h.Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
-	return threads.Errorf(threads.ERATELIMITED, "rate limit of %g calls per second for this key exceeded; retry after %s", float64(l.rate), h.Get("Retry-After")+"s")
+	ra := retryAfter(max(1, int(math.Ceil(wait.Seconds()))))
+	return &threads.Error{Code: threads.ERATELIMITED, Err: ra,
+		Detail: fmt.Sprintf("rate limit of %g calls per second for this key exceeded; retry after %ds", float64(l.rate), int(ra))}
 }
 
 // sweep forgets buckets unused long enough to be full again (a new one
