@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -78,8 +80,12 @@ func (db *DB) UpdateConversation(ctx context.Context, tenant, id, topic string) 
 
 // DeleteConversation removes the row, writes a tombstone and the
 // conversation.deleted event (the conversation as it was) in one
-// transaction, then purges the messages in batches (see the SQLite store:
-// the same design, for the same reasons).
+// transaction, then purges the messages (see the SQLite store: the same
+// design, for the same reasons). The purge runs in the background, owned
+// by the store: the call waits for it only while ctx lasts, so a huge
+// conversation cannot hold the request past its deadline; what is left
+// then goes on after the answer, and the sweep finishes it if this
+// process stops first.
 func (db *DB) DeleteConversation(ctx context.Context, tenant, id string) error {
 	var txid int64
 	err := db.tx(ctx, func(tx pgx.Tx) error {
@@ -100,24 +106,181 @@ func (db *DB) DeleteConversation(ctx context.Context, tenant, id string) error {
 		return err
 	}
 	db.published(tenant, txid)
-	return db.purge(context.WithoutCancel(ctx), tenant, id)
+	run := db.purges.start(tenant, id, db.logPurge)
+	select {
+	case <-run.done:
+		return run.err
+	case <-ctx.Done():
+		return nil // committed; the purge goes on
+	}
+}
+
+// The purge's statements, whose plans plan_test.go checks on a fresh and
+// on an analyzed table. Neither joins: each reads ranges of the primary
+// key (tenant_id, conversation_id, sent_at) in index order, so its cost is
+// the batch's, not the conversation's.
+var (
+	// sqlPurgeBatch deletes the first purgeBatch messages of the
+	// conversation after sent_at $3 and returns the last one's sent_at
+	// (NULL: none is left after $3). The batch's keys are read in index
+	// order, and the delete is the key range they span. Starting after
+	// the previous batch, rather than at the conversation's first key,
+	// keeps a batch from walking the index entries of the rows that the
+	// batches before it deleted (dead until vacuum). The batch size is
+	// written into the statement: as a parameter, a generic plan would
+	// guess a tenth of the conversation for it.
+	//
+	// Once the statement returns, no message up to that sent_at is left,
+	// even with another purge of the conversation running: a row that the
+	// other one deleted but had not committed is waited for, then skipped
+	// if it committed, deleted here if it rolled back. No message can be
+	// added to a deleted conversation, so the next batch may start there.
+	sqlPurgeBatch = `WITH b AS (
+		SELECT sent_at FROM messages WHERE tenant_id = $1 AND conversation_id = $2 AND sent_at > $3
+		ORDER BY sent_at LIMIT ` + strconv.Itoa(purgeBatch) + `),
+	d AS (
+		DELETE FROM messages WHERE tenant_id = $1 AND conversation_id = $2
+		AND sent_at > $3 AND sent_at <= (SELECT max(sent_at) FROM b))
+	SELECT max(sent_at) FROM b`
+	// sqlPurgeDone removes the tombstone only if no message of the
+	// conversation is left, and says whether one is (one whose delete by
+	// another transaction had not committed when the statement began).
+	// The check reads the conversation's first key in index order (an
+	// EXISTS would drop the ORDER BY, and statistics from before the
+	// purge, the conversation filling the table, made it a scan of the
+	// whole table).
+	sqlPurgeDone = `WITH f AS (
+		SELECT sent_at FROM messages WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY sent_at LIMIT 1),
+	t AS (
+		DELETE FROM deleted_conversations WHERE tenant_id = $1 AND id = $2 AND NOT EXISTS (SELECT FROM f))
+	SELECT EXISTS (SELECT FROM f)`
+)
+
+// sqlPurgePlan runs before each purge statement, in its transaction: it
+// takes from the planner the plans that are not walks of the primary key
+// in order, for that transaction only. ORDER BY the index with a LIMIT is
+// not enough by itself: once the table is analyzed, the generic plan that
+// a prepared statement gets after five runs guessed a third of the
+// conversation after $3 and chose a bitmap scan of all of it and a sort,
+// per batch (plan_test.go).
+const sqlPurgePlan = `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+	set_config('enable_sort', 'off', true)`
+
+// purgeStep runs one purge statement after sqlPurgePlan, in one
+// transaction and one round trip, and scans its row into dst.
+func (db *DB) purgeStep(ctx context.Context, dst any, stmt string, args ...any) error {
+	var b pgx.Batch
+	b.Queue(sqlPurgePlan)
+	b.Queue(stmt, args...).QueryRow(func(row pgx.Row) error { return row.Scan(dst) })
+	return mapErr(db.pool.SendBatch(ctx, &b).Close())
 }
 
 // purge removes a deleted conversation's messages purgeBatch at a time,
-// each batch its own short statement, then the tombstone. Two replicas
-// purging one conversation at once only repeat each other's work.
+// each batch its own short transaction, then the tombstone, which goes
+// only once a statement finds no message of the conversation left: a
+// batch that deletes nothing proves nothing, since another purge of the
+// same conversation (the sweep of another replica, or the batch that a
+// killed process left running in its backend) may have taken its rows.
+// Purges of one conversation running at once, here or elsewhere, each go
+// on until nothing is left.
 func (db *DB) purge(ctx context.Context, tenant, id string) error {
+	after := int64(math.MinInt64)
 	for {
-		tag, err := db.pool.Exec(ctx, `DELETE FROM messages WHERE tenant_id = $1 AND conversation_id = $2 AND sent_at IN (
-			SELECT sent_at FROM messages WHERE tenant_id = $1 AND conversation_id = $2 LIMIT $3)`, tenant, id, purgeBatch)
-		if err != nil {
-			return mapErr(err)
+		var last *int64
+		if err := db.purgeStep(ctx, &last, sqlPurgeBatch, tenant, id, after); err != nil {
+			return err
 		}
-		if tag.RowsAffected() == 0 {
-			_, err := db.pool.Exec(ctx, `DELETE FROM deleted_conversations WHERE tenant_id = $1 AND id = $2`, tenant, id)
-			return mapErr(err)
+		if last != nil {
+			after = *last
+			continue
 		}
+		var left bool
+		if err := db.purgeStep(ctx, &left, sqlPurgeDone, tenant, id); err != nil {
+			return err
+		}
+		if !left {
+			return nil
+		}
+		// Rows that another purge was deleting when this one passed
+		// them: go round again, waiting for it.
+		after = math.MinInt64
 	}
+}
+
+// logPurge is purge, logging its failure (the sweep will try again).
+func (db *DB) logPurge(ctx context.Context, tenant, id string) error {
+	err := db.purge(ctx, tenant, id)
+	if err != nil && ctx.Err() == nil {
+		db.log.Error("purge deleted conversation", "tenant", tenant, "conversation", id, "err", err)
+	}
+	return err
+}
+
+// purges runs the purges of deleted conversations in the background, at
+// most one per conversation in this process (DeleteConversation and the
+// sweep share it), under a context of the store's own: Close cancels it
+// and waits for them before the pool closes. A purge cut short leaves its
+// tombstone, and the sweep finishes it.
+type purges struct {
+	mu      sync.Mutex
+	ctx     context.Context
+	cancel  context.CancelFunc
+	closed  bool
+	running map[[2]string]*purgeRun
+	wg      sync.WaitGroup
+}
+
+// purgeRun is one purge; err is set when done is closed.
+type purgeRun struct {
+	done chan struct{}
+	err  error
+}
+
+// start runs fn for the conversation unless a purge of it is running
+// already, and returns that purge. After close, it returns a run that is
+// done, with no error: the next start's sweep will do it.
+func (p *purges) start(tenant, id string, fn func(ctx context.Context, tenant, id string) error) *purgeRun {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := [2]string{tenant, id}
+	if r, ok := p.running[key]; ok {
+		return r
+	}
+	r := &purgeRun{done: make(chan struct{})}
+	if p.closed {
+		close(r.done)
+		return r
+	}
+	if p.ctx == nil {
+		p.ctx, p.cancel = context.WithCancel(context.Background())
+		p.running = map[[2]string]*purgeRun{}
+	}
+	p.running[key] = r
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		err := fn(p.ctx, tenant, id)
+		if p.ctx.Err() != nil {
+			err = nil // stopped by close, not failed
+		}
+		p.mu.Lock()
+		delete(p.running, key)
+		p.mu.Unlock()
+		r.err = err
+		close(r.done)
+	}()
+	return r
+}
+
+// close stops the purges running and waits for them.
+func (p *purges) close() {
+	p.mu.Lock()
+	p.closed = true
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
 }
 
 const sweepEvery = time.Minute
@@ -136,6 +299,8 @@ func (db *DB) sweep(ctx context.Context) {
 	}
 }
 
+// purgeDeleted finishes every purge recorded by a tombstone, one at a
+// time.
 func (db *DB) purgeDeleted(ctx context.Context) {
 	rows, err := db.pool.Query(ctx, `SELECT tenant_id, id FROM deleted_conversations`)
 	if err != nil {
@@ -152,8 +317,10 @@ func (db *DB) purgeDeleted(ctx context.Context) {
 		return
 	}
 	for _, d := range todo {
-		if err := db.purge(ctx, d[0], d[1]); err != nil && ctx.Err() == nil {
-			db.log.Error("purge deleted conversation", "tenant", d[0], "conversation", d[1], "err", err)
+		select {
+		case <-db.purges.start(d[0], d[1], db.logPurge).done:
+		case <-ctx.Done():
+			return
 		}
 	}
 }

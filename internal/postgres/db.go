@@ -37,6 +37,7 @@ type DB struct {
 	wg     sync.WaitGroup
 	fan    fanout
 	finals finals
+	purges purges // see conversation.go
 
 	migrated int
 }
@@ -135,6 +136,7 @@ func (db *DB) Migrated() int { return db.migrated }
 // Close stops background work and closes the pool.
 func (db *DB) Close() error {
 	db.cancel()
+	db.purges.close()
 	db.wg.Wait()
 	db.pool.Close()
 	return nil
