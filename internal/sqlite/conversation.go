@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/threads-server/threads"
@@ -86,7 +87,10 @@ func (db *DB) UpdateConversation(ctx context.Context, tenant, id, topic string) 
 // stops half way, the tombstone makes the next start finish the job. The
 // conversation.deleted event carries the conversation as it was, and is
 // committed with the delete, not after the purge: the messages are gone
-// for every reader from that moment.
+// for every reader from that moment. The purge runs in the background,
+// owned by the store: the call waits for it only while ctx lasts, so a
+// huge conversation cannot hold the request past its deadline; what is
+// left goes on after the answer.
 func (db *DB) DeleteConversation(ctx context.Context, tenant, id string) error {
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		c, err := scanConversation(tx.QueryRowContext(ctx,
@@ -105,13 +109,19 @@ func (db *DB) DeleteConversation(ctx context.Context, tenant, id string) error {
 		return err
 	}
 	db.notify(tenant)
-	// The conversation is gone for every reader already; the purge goes on
-	// even if the client hangs up, and the sweep retries it on failure.
-	return db.purge(context.WithoutCancel(ctx), tenant, id)
+	run := db.purges.start(tenant, id, db.logPurge)
+	select {
+	case <-run.done:
+		return run.err
+	case <-ctx.Done():
+		return nil // committed; the purge goes on
+	}
 }
 
 // purge removes a deleted conversation's messages, purgeBatch at a time,
-// then its tombstone.
+// then its tombstone. The batch that finds nothing to delete removes the
+// tombstone in the same transaction: with one writer, that batch's
+// subquery finding no message means that none is left.
 func (db *DB) purge(ctx context.Context, tenant, id string) error {
 	for {
 		var n int64
@@ -132,6 +142,82 @@ func (db *DB) purge(ctx context.Context, tenant, id string) error {
 	}
 }
 
+// logPurge is purge, logging its failure (the sweep will try again).
+func (db *DB) logPurge(ctx context.Context, tenant, id string) error {
+	err := db.purge(ctx, tenant, id)
+	if err != nil && ctx.Err() == nil {
+		db.log.Error("purge deleted conversation", "tenant", tenant, "conversation", id, "err", err)
+	}
+	return err
+}
+
+// purges runs the purges of deleted conversations in the background, at
+// most one per conversation (DeleteConversation and the sweep share it),
+// under a context of the store's own: Close cancels it and waits for them
+// before the database closes. A purge cut short leaves its tombstone, and
+// the sweep finishes it.
+type purges struct {
+	mu      sync.Mutex
+	ctx     context.Context
+	cancel  context.CancelFunc
+	closed  bool
+	running map[[2]string]*purgeRun
+	wg      sync.WaitGroup
+}
+
+// purgeRun is one purge; err is set when done is closed.
+type purgeRun struct {
+	done chan struct{}
+	err  error
+}
+
+// start runs fn for the conversation unless a purge of it is running
+// already, and returns that purge. After close, it returns a run that is
+// done, with no error: the next start's sweep will do it.
+func (p *purges) start(tenant, id string, fn func(ctx context.Context, tenant, id string) error) *purgeRun {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := [2]string{tenant, id}
+	if r, ok := p.running[key]; ok {
+		return r
+	}
+	r := &purgeRun{done: make(chan struct{})}
+	if p.closed {
+		close(r.done)
+		return r
+	}
+	if p.ctx == nil {
+		p.ctx, p.cancel = context.WithCancel(context.Background())
+		p.running = map[[2]string]*purgeRun{}
+	}
+	p.running[key] = r
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		err := fn(p.ctx, tenant, id)
+		if p.ctx.Err() != nil {
+			err = nil // stopped by close, not failed
+		}
+		p.mu.Lock()
+		delete(p.running, key)
+		p.mu.Unlock()
+		r.err = err
+		close(r.done)
+	}()
+	return r
+}
+
+// close stops the purges running and waits for them.
+func (p *purges) close() {
+	p.mu.Lock()
+	p.closed = true
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
 // sweepEvery is how often purges that failed (or that an earlier process
 // left unfinished) are retried.
 const sweepEvery = time.Minute
@@ -150,7 +236,8 @@ func (db *DB) sweep(ctx context.Context) {
 	}
 }
 
-// purgeDeleted finishes every purge recorded by a tombstone.
+// purgeDeleted finishes every purge recorded by a tombstone, one at a
+// time.
 func (db *DB) purgeDeleted(ctx context.Context) {
 	rows, err := db.r.QueryContext(ctx, `SELECT tenant_id, id FROM deleted_conversations`)
 	if err != nil {
@@ -168,8 +255,10 @@ func (db *DB) purgeDeleted(ctx context.Context) {
 	}
 	rows.Close()
 	for _, d := range todo {
-		if err := db.purge(ctx, d[0], d[1]); err != nil && ctx.Err() == nil {
-			db.log.Error("purge deleted conversation", "tenant", d[0], "conversation", d[1], "err", err)
+		select {
+		case <-db.purges.start(d[0], d[1], db.logPurge).done:
+		case <-ctx.Done():
+			return
 		}
 	}
 }

@@ -52,6 +52,7 @@ type DB struct {
 
 	listeners listeners // OnEvents callbacks; see event.go
 
+	purges    purges     // see conversation.go
 	stmts     writeStmts // prepared on w; see stmts.go
 	reads     readStmts  // prepared on r as used; see read.go
 	batch     batcher    // group commit for CreateMessage; see batch.go
@@ -205,6 +206,7 @@ func (db *DB) Migrated() int { return db.migrated }
 // are not written, and their callers get UNAVAILABLE.
 func (db *DB) Close() error {
 	db.cancel()
+	db.purges.close()
 	db.closeOnce.Do(func() { close(db.batch.stop) })
 	db.wg.Wait()
 	return errors.Join(db.stmts.close(), db.reads.close(), db.r.Close(), db.w.Close())
