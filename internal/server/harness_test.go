@@ -121,6 +121,7 @@ func serveHTTP(t *testing.T, st threads.Store, tweak func(*http.Server), opts ..
 		tweak(ts.Config)
 	}
 	ts.Config.RegisterOnShutdown(api.StopStreams)
+	ts.Listener = server.FramingListener(ts.Listener) // as serve does
 	ts.Start()
 	t.Cleanup(func() {
 		api.StopStreams()
