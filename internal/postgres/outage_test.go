@@ -323,6 +323,9 @@ type tcpProxy struct {
 	target string
 	addr   string // fixed for the proxy's life
 
+	// down counts the bytes forwarded from target to the clients.
+	down atomic.Int64
+
 	mu    sync.Mutex
 	ln    net.Listener // nil while cut
 	conns map[net.Conn]struct{}
@@ -398,10 +401,21 @@ func (p *tcpProxy) forward(ln net.Listener, client net.Conn) {
 		upstream.Close()
 		client.Close()
 	}()
-	io.Copy(client, upstream)
+	io.Copy(countingWriter{client, &p.down}, upstream)
 	client.Close()
 	upstream.Close()
 	<-done
+}
+
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // Cut closes the listener, so new connections are refused, and every live
