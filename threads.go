@@ -42,9 +42,10 @@ type Store interface {
 	Close() error
 }
 
-// Timestamps are kept at microsecond precision: it is what the API shows
-// (six fractional digits) and what both engines store exactly, so a value
-// returned by a create call is the value read back later.
+// Micros returns t in unix microseconds. Timestamps are kept at
+// microsecond precision: it is what the API shows (six fractional digits)
+// and what both engines store exactly, so a value returned by a create
+// call is the value read back later.
 func Micros(t time.Time) int64 { return t.UnixMicro() }
 
 // FromMicros is the inverse of Micros, in UTC.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,7 +15,7 @@ import (
 // runKeys administers API keys directly in the database: keys are the
 // root of trust, so they are managed by whoever can reach the database,
 // not through the API.
-func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, "usage: threads keys create TENANT [--admin] | keys list | keys revoke KEY_ID\n")
 		return errUsage
@@ -37,7 +38,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { err = errors.Join(err, db.Close()) }()
 	switch args[0] {
 	case "create":
 		secret, err := createKey(ctx, db, pos[0], *admin)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,7 +10,7 @@ import (
 
 // runMigrate applies pending migrations and reports the schema version.
 // serve does the same at start; this is for deploys that migrate first.
-func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := newFlags("migrate", stderr)
 	var dbf dbFlags
 	dbf.register(fs)
@@ -20,7 +21,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { err = errors.Join(err, db.Close()) }()
 	v, err := db.SchemaVersion(ctx)
 	if err != nil {
 		return err

@@ -89,7 +89,7 @@ func (c *client) do(method string, body []byte, out any) (outcome, error) {
 	if res.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
 		var env struct{ ID string }
-		json.Unmarshal(b, &env)
+		_ = json.Unmarshal(b, &env) // not JSON: the status alone names the refusal
 		o := strconv.Itoa(res.StatusCode)
 		if env.ID != "" {
 			o += " " + env.ID

@@ -104,7 +104,7 @@ func (s *subscriber) stream(ctx context.Context, hc *http.Client, lastID *string
 	if res.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
 		var env struct{ ID string }
-		json.Unmarshal(b, &env)
+		_ = json.Unmarshal(b, &env) // not JSON: the status alone names the refusal
 		return &refusal{kind: strings.TrimSpace(strconv.Itoa(res.StatusCode) + " " + env.ID), body: string(b)}
 	}
 	r := sse.NewReader(res.Body)

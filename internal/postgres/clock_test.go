@@ -31,7 +31,7 @@ func TestClockStepsBack(t *testing.T) {
 	if _, err := conn.Exec(ctx, `UPDATE conversations SET last_sent_at = $1 WHERE tenant_id = 'acme' AND id = 'c1'`, future); err != nil {
 		t.Fatal(err)
 	}
-	var last int64 = future
+	last := future
 	for i := range 3 {
 		m, err := db.CreateMessage(ctx, "acme", &threads.Message{ID: "m" + string(rune('0'+i)), ConversationID: "c1", AuthorID: "a", Text: "t"})
 		if err != nil {

@@ -66,11 +66,20 @@ func (db *DB) Migrate(ctx context.Context) (applied int, err error) {
 	if _, err := conn.Exec(ctx, `SET statement_timeout = 0`); err != nil {
 		return 0, fmt.Errorf("postgres: %w", mapErr(err))
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), `RESET statement_timeout`)
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtext('threads.migrate.' || current_schema()))`); err != nil {
 		return 0, fmt.Errorf("postgres: migration lock: %w", err)
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext('threads.migrate.' || current_schema()))`)
+	// Unlock and reset before the connection goes back to the pool; if
+	// either fails, close the session, which ends its lock and setting,
+	// rather than pool a connection that holds the lock for good.
+	defer func() {
+		ctx := context.WithoutCancel(ctx)
+		_, unlock := conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtext('threads.migrate.' || current_schema()))`)
+		_, reset := conn.Exec(ctx, `RESET statement_timeout`)
+		if unlock != nil || reset != nil {
+			conn.Conn().Close(ctx)
+		}
+	}()
 
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)`); err != nil {

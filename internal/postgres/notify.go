@@ -111,7 +111,7 @@ func (db *DB) notify(ctx context.Context) {
 		case <-ctx.Done():
 			// Best effort for what committed just before Close.
 			last, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-			db.announce(last)
+			_, _ = db.announce(last)
 			cancel()
 			return
 		case <-f.wake:

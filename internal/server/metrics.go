@@ -90,9 +90,9 @@ const methodUnknown = "unknown"
 func (s *Server) countUnrouted(r *http.Request, start time.Time) {
 	switch {
 	case r.Pattern == "/":
-		s.finish(r.Context(), methodUnknown, "http", start, threads.Errorf(threads.ENOTFOUND, "no route"))
+		_ = s.finish(r.Context(), methodUnknown, "http", start, threads.Errorf(threads.ENOTFOUND, "no route")) // counted; the mux answered
 	case r.Pattern == "/"+threadspbconnect.ThreadsName+"/" && !isProcedure(r.URL.Path):
-		s.finish(r.Context(), methodUnknown, rpcProtocol(r), start, threads.Errorf(threads.ENOTFOUND, "no such procedure"))
+		_ = s.finish(r.Context(), methodUnknown, rpcProtocol(r), start, threads.Errorf(threads.ENOTFOUND, "no such procedure")) // counted; connect-go answered
 	}
 }
 

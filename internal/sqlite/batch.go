@@ -359,7 +359,7 @@ func commitErr(err error) error {
 func (db *DB) notifyCreated(batch []*msgReq) {
 	defer func() {
 		if p := recover(); p != nil {
-			db.recovered(p, "an OnEvents listener")
+			_ = db.recovered(p, "an OnEvents listener") // logged; the writes stand
 		}
 	}()
 	var tenants []string

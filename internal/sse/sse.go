@@ -101,7 +101,7 @@ func (r *Reader) readLine() (string, error) {
 			return b.String(), nil
 		case '\r':
 			if next, err := r.r.Peek(1); err == nil && next[0] == '\n' {
-				r.r.ReadByte()
+				_, _ = r.r.ReadByte() // the LF just peeked
 			}
 			return b.String(), nil
 		}
