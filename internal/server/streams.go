@@ -10,8 +10,9 @@ import (
 
 // DefaultStreamKeyCheck is how often the key of open streams is checked
 // (Config.StreamKeyCheck). Through the key cache, so a revoked key's
-// streams end within the cache's TTL plus this, busy or idle.
-const DefaultStreamKeyCheck = time.Second
+// streams end within the cache's TTL plus this, busy or idle; a check
+// that finds the key cached is a map lookup, so it can be frequent.
+const DefaultStreamKeyCheck = 500 * time.Millisecond
 
 // streams counts open streams per key, ends a key's streams when the key
 // stops being valid, and ends them all at shutdown.
