@@ -55,12 +55,15 @@ func appendConversations(b []byte, cs []*pb.Conversation) []byte {
 }
 
 func appendMessages(b []byte, ms []*pb.Message) []byte {
-	// Grow once to about the answer's size: RecentMessages' 2,500
+	// Grow once to the answer's size at most: RecentMessages' 2,500
 	// messages are some 600 KiB, and doubling up to that from the pooled
-	// buffer's 16 KiB was an eighth of its CPU.
+	// buffer's 16 KiB was an eighth of its CPU; and a page of 16 MiB of
+	// tabs, sized by its raw bytes, grew to 8 MiB, then to 16 (the bound
+	// escapes as this encoder does; threads.Message.JSONSize).
 	n := 0
 	for _, m := range ms {
-		n += len(m.GetId()) + len(m.GetAuthorId()) + len(m.GetConversationId()) + len(m.GetText()) + 120
+		n += threads.JSONStringSize(m.GetId()) + threads.JSONStringSize(m.GetAuthorId()) +
+			threads.JSONStringSize(m.GetConversationId()) + threads.JSONStringSize(m.GetText()) + 120
 	}
 	b = slices.Grow(b, n+2)
 	b = append(b, '[')
