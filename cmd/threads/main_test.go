@@ -226,7 +226,7 @@ func TestServePostgres(t *testing.T) {
 		t.Fatalf("CreateConversation on PostgreSQL: %d %s", code, body)
 	}
 	code, out, _ := run(t, "migrate", "--db", url)
-	if code != 0 || !strings.Contains(out, "schema at version 2 (0 migrations applied now)") {
+	if code != 0 || !strings.Contains(out, "schema at version 3 (0 migrations applied now)") {
 		t.Fatalf("migrate on PostgreSQL: exit %d %q", code, out)
 	}
 	if code, out, _ := run(t, "keys", "list", "--db", url); code != 0 || !strings.Contains(out, "default") {

@@ -26,7 +26,7 @@ func TestStore(t *testing.T) {
 // take turns on the advisory lock; all open, the schema is migrated once.
 func TestMigrateConcurrentOpen(t *testing.T) {
 	url := pgtest.SchemaURL(t)
-	const replicas, migrations = 6, 2
+	const replicas, migrations = 6, 3
 	dbs := make([]*postgres.DB, replicas)
 	var wg sync.WaitGroup
 	for i := range replicas {
