@@ -109,6 +109,12 @@ func (s *Subscription) Cursor() threads.EventCursor {
 // returns ErrDropped when the subscriber fell too far behind, the context's
 // error when ctx ends, and store errors during replay.
 func (s *Subscription) Next(ctx context.Context) (*threads.Event, error) {
+	// An ended context wins over events in hand: a stream ended for a
+	// cause (a revoked key) must not go on draining a queue that a slow
+	// reader keeps from ever being empty.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if e := s.resync; e != nil {
 		s.resync = nil
 		return e, nil

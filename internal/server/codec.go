@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -156,6 +157,12 @@ func (jsonCodec) MarshalAppend(dst []byte, v any) ([]byte, error) {
 	if !ok {
 		return nil, errNotProto
 	}
+	// Grow once to about the answer's size: protojson appends as it goes,
+	// and a page of 16 MiB of JSON grown by doubling allocated 106 MiB.
+	// Stored text escapes to at most twice its bytes (a tab, a quote,
+	// U+2028; other control characters are refused), and the field names
+	// are what the 512 bytes cover for a small answer.
+	dst = slices.Grow(dst, 2*proto.Size(m)+512)
 	return protojson.MarshalOptions{}.MarshalAppend(dst, m)
 }
 

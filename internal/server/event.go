@@ -38,14 +38,18 @@ type stream struct {
 }
 
 // openStream authenticates, validates the filters and the cursor, counts
-// the stream against its key and subscribes. The stream's context ends
-// with the client, at the maximum lifetime, at shutdown, or when the key
-// is revoked (streams.watch).
+// the stream against its key and subscribes. Opening is bounded by the
+// request timeout, as any call is (a database cut off without a word must
+// not hold it); the stream's context then ends with the client, at the
+// maximum lifetime, at shutdown, or when the key is revoked
+// (streams.watch).
 func (s *Server) openStream(ctx context.Context, h, limits http.Header, convIDs []string, groupID, after string) (*stream, error) {
 	if s.broker == nil {
 		return nil, threads.Errorf(threads.EUNAVAILABLE, "live events are not enabled on this server")
 	}
-	tenant, key, err := s.authenticate(ctx, h)
+	octx, done := context.WithTimeout(ctx, s.requestTimeout)
+	defer done()
+	tenant, key, err := s.authenticate(octx, h)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +70,7 @@ func (s *Server) openStream(ctx context.Context, h, limits http.Header, convIDs 
 		revoke(nil)
 		return nil, err
 	}
-	sub, err := s.broker.Subscribe(cctx, tenant, f, cursor)
+	sub, err := s.broker.Subscribe(octx, tenant, f, cursor)
 	if err != nil {
 		release()
 		revoke(nil)

@@ -31,7 +31,9 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	defer st.close()
 
-	rc := streamDeadlines(w)
+	rc := http.NewResponseController(w)
+	liftDeadlines(rc)
+	defer s.lastWrite(rc)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -150,15 +152,21 @@ func appendSSE(b []byte, e *threads.Event) []byte {
 // events keep coming.
 const maxUnflushed = 32 << 10
 
-// streamDeadlines lifts the server's read and write timeouts, which are
-// for requests, from a stream, which lives longer: the request is read,
-// and each write gets its own deadline (writeStream). It returns the
-// controller that sets them.
-func streamDeadlines(w http.ResponseWriter) *http.ResponseController {
-	rc := http.NewResponseController(w)
+// liftDeadlines lifts the server's read and write timeouts, which are
+// for requests, from a stream that has opened, which lives longer: its
+// request is read, and each write gets its own deadline (writeStream).
+// Before the stream opens they stay: a client that never finishes
+// sending its request is cut off like any other.
+func liftDeadlines(rc *http.ResponseController) {
 	rc.SetReadDeadline(time.Time{})
 	rc.SetWriteDeadline(time.Time{})
-	return rc
+}
+
+// lastWrite bounds what is written after a stream ends (the chunked
+// terminator, Connect's end-of-stream message, gRPC's trailers): a client
+// that stopped reading must not hold the connection, or Shutdown, then.
+func (s *Server) lastWrite(rc *http.ResponseController) {
+	rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 }
 
 // writeStream runs write (a write and perhaps a flush) under the
@@ -199,6 +207,10 @@ func (s *Server) Subscribe(ctx context.Context, req *connect.Request[pb.Subscrib
 	}
 	defer st.close()
 	rc, _ := ctx.Value(streamControllerKey{}).(*http.ResponseController)
+	if rc != nil {
+		liftDeadlines(rc)
+		defer s.lastWrite(rc)
+	}
 	send := func(e *threads.Event) error {
 		if rc == nil {
 			return out.Send(pbEvent(e))
@@ -230,12 +242,13 @@ func (s *Server) Subscribe(ctx context.Context, req *connect.Request[pb.Subscrib
 type streamControllerKey struct{}
 
 // serveStreamingRPC serves the server-streaming procedures: connect-go's
-// handler, with the server's request timeouts lifted (streamDeadlines)
-// and the controller handed to the method for its per-write deadlines.
-// Without it the server's WriteTimeout cut every Subscribe at 60 s.
+// handler, with the response controller handed to the method, which
+// lifts the server's request timeouts once the stream is open and sets
+// its per-write deadlines. Without it the server's WriteTimeout cut every
+// Subscribe at 60 s.
 func serveStreamingRPC(rpc http.Handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		rc := streamDeadlines(w)
+		rc := http.NewResponseController(w)
 		rpc.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), streamControllerKey{}, rc)))
 	}
 }

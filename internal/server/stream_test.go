@@ -3,8 +3,11 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,4 +229,28 @@ func TestCursorOfAnotherTenant(t *testing.T) {
 		t.Errorf("Subscribe with another tenant's cursor: %v, want InvalidArgument", s.Err())
 	}
 	idOnly(t, e.mustSubscribe(t, e.Key, "group_id=g", cursor), 1) // its own tenant resumes
+}
+
+// TestStreamRequestReadTimeout: a stream's request is bound by the
+// server's ReadTimeout until the stream is open, like any request; only
+// then are the request timeouts lifted. A client that starts a Subscribe
+// and never sends its body is cut off (it held the connection for good
+// when the timeouts were lifted before the request was read).
+func TestStreamRequestReadTimeout(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	e := serveHTTP(t, openStore(t), func(hs *http.Server) { hs.ReadTimeout = timeout })
+	for _, path := range []string{"/threads.Threads/Subscribe", "/threads.Threads/ListMessages"} {
+		c, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+json\r\nContent-Length: 100\r\n\r\n{", path)
+		// A liveness guard far above the timeout, not a speed bound.
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, err = io.ReadAll(c)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("%s: the connection is still open with the body unsent, 30 s after a ReadTimeout of %v", path, timeout)
+		}
+	}
 }
