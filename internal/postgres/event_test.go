@@ -194,6 +194,8 @@ func TestEventTailStress(t *testing.T) {
 	var seen []*threads.Event
 	after := start
 	deadline := time.Now().Add(time.Minute)
+	tick := time.NewTicker(time.Millisecond) // the tail's pace while it has caught up
+	defer tick.Stop()
 	for finished := false; ; {
 		select {
 		case <-done:
@@ -207,7 +209,10 @@ func TestEventTailStress(t *testing.T) {
 		} else if finished {
 			break
 		} else {
-			time.Sleep(time.Millisecond)
+			select {
+			case <-tick.C:
+			case <-done:
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the tail did not finish within a minute")
@@ -259,6 +264,8 @@ func rawEvent(ctx context.Context, db *postgres.DB, key string) error {
 		return err
 	}
 	defer tx.Rollback(context.Background())
+	// The pauses are what the test is about: transactions that stay open
+	// for a random while, so commits land out of txid order.
 	time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
 	e := threads.NewConversationEvent(threads.EventConversationUpdated, &threads.Conversation{ID: key, GroupID: "g", Topic: key})
 	if _, err := db.InsertEvent(ctx, tx, acme, e); err != nil {

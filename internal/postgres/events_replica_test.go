@@ -1,8 +1,6 @@
 package postgres_test
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -12,8 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/apitest"
 	"github.com/threads-server/threads/internal/postgres/pgtest"
-	"github.com/threads-server/threads/internal/sse"
 )
 
 // TestEventStreamAcrossReplicas: a subscriber on replica A receives what
@@ -23,53 +21,48 @@ import (
 func TestEventStreamAcrossReplicas(t *testing.T) {
 	url := pgtest.SchemaURL(t)
 	storeA, storeB := pgtest.OpenURL(t, url), pgtest.OpenURL(t, url)
-	a, b := serveStore(t, storeA), serveStore(t, storeB)
-	k, key, err := threads.NewKey("acme", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := storeA.CreateKey(t.Context(), k); err != nil {
-		t.Fatal(err)
-	}
-	sub := openStream(t, a, key, "")
+	a, b := apitest.Serve(t, storeA), apitest.Serve(t, storeB)
+	_, key := apitest.CreateKey(t, storeA, "acme", false)
+	sub := a.MustSubscribe(t, key, "group_id=g", "")
 	// Conversations made through B reach the stream on A; once both have,
 	// the stream is surely live before the writers start.
 	var convs []string
 	for i := range 2 {
-		c := mustDecode[apiConversation](t, b.mustPost(t, "CreateConversation", key,
-			map[string]any{"group_id": "g", "topic": fmt.Sprint("c", i)}).ok(t), "conversation")
+		c := apitest.MustField[apitest.Conversation](t, b.MustPost(t, "CreateConversation", key,
+			map[string]any{"group_id": "g", "topic": fmt.Sprint("c", i)}).OK(t), "conversation")
 		convs = append(convs, c.ID)
 	}
 	for _, id := range convs {
-		if e := sub.event(t); e.Type != threads.EventConversationCreated || !strings.Contains(e.Data, id) {
-			t.Fatalf("stream on A got %s %s, want conversation %s created through B", e.Type, e.Data, id)
+		if e := sub.Next(); e.Type != threads.EventConversationCreated || !strings.Contains(e.Raw, id) {
+			t.Fatalf("stream on A got %s %s, want conversation %s created through B", e.Type, e.Raw, id)
 		}
 	}
 
 	const writers, each = 4, 30
 	var wg sync.WaitGroup
 	for w := range writers {
-		via := []*apiClient{b, a}[w%2]
+		// The clients' timeout only guards against hangs.
+		via := []*apitest.Client{b.WithTimeout(30 * time.Second), a.WithTimeout(30 * time.Second)}[w%2]
 		wg.Go(func() {
 			for i := range each {
-				res, err := via.post("CreateMessage", key, map[string]any{
+				res, err := via.Post("CreateMessage", key, map[string]any{
 					"conversation_id": convs[(w+i)%2], "author_id": fmt.Sprint("w", w), "text": fmt.Sprint(i)})
-				if err != nil || res.status != http.StatusOK {
+				if err != nil || res.Status != http.StatusOK {
 					t.Errorf("CreateMessage: %v %+v", err, res)
 					return
 				}
 			}
 		})
 	}
-	var got []apiMessage
+	var got []apitest.Message
 	for len(got) < writers*each/2 {
-		got = append(got, sub.next(t))
+		got = append(got, nextMessage(t, sub))
 	}
-	cursor := sub.r.LastID()
-	sub.close()
-	resumed := openStream(t, b, key, cursor) // the other replica
+	cursor := sub.LastID()
+	sub.Close()
+	resumed := b.MustSubscribe(t, key, "group_id=g", cursor) // the other replica
 	for len(got) < writers*each {
-		got = append(got, resumed.next(t))
+		got = append(got, nextMessage(t, resumed))
 	}
 	wg.Wait()
 
@@ -91,51 +84,12 @@ func TestEventStreamAcrossReplicas(t *testing.T) {
 	}
 }
 
-// stream is one SSE subscription to group g.
-type stream struct {
-	res    *http.Response
-	r      *sse.Reader
-	cancel context.CancelFunc
-}
-
-func openStream(t *testing.T, c *apiClient, key, lastID string) *stream {
+// nextMessage reads the next event, which must be message.created.
+func nextMessage(t *testing.T, s *apitest.Stream) apitest.Message {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // liveness guard
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/v1/threads/events?group_id=g", nil)
-	req.Header.Set("Authorization", "Bearer "+key)
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
+	e := s.Next()
+	if e.Type != threads.EventMessageCreated || e.Data.Message == nil {
+		t.Fatalf("event %s %s, want message.created", e.Type, e.Raw)
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil || res.StatusCode != http.StatusOK {
-		cancel()
-		t.Fatalf("subscribe: %v %v", err, res)
-	}
-	s := &stream{res: res, r: sse.NewReader(res.Body), cancel: cancel}
-	t.Cleanup(s.close)
-	return s
-}
-
-func (s *stream) event(t *testing.T) *sse.Event {
-	t.Helper()
-	e, err := s.r.Next()
-	if err != nil {
-		t.Fatalf("reading the stream: %v", err)
-	}
-	return e
-}
-
-func (s *stream) next(t *testing.T) apiMessage {
-	t.Helper()
-	e := s.event(t)
-	var d struct{ Message apiMessage }
-	if err := json.Unmarshal([]byte(e.Data), &d); err != nil || e.Type != threads.EventMessageCreated {
-		t.Fatalf("event %s %s: %v", e.Type, e.Data, err)
-	}
-	return d.Message
-}
-
-func (s *stream) close() {
-	s.cancel()
-	s.res.Body.Close()
+	return *e.Data.Message
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/apitest"
 	"github.com/threads-server/threads/internal/postgres/pgtest"
 )
 
@@ -81,14 +82,13 @@ func holdAndWrite(ctx context.Context, checker *pgxpool.Conn, key int64, write f
 	go func() { done <- write(ctx) }()
 	var noTxid bool
 	var waitErr error
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+	// Not apitest.Eventually: the lock must be released whatever happens.
+	apitest.Poll(time.Millisecond, 10*time.Second, func() bool {
 		waitErr = checker.QueryRow(ctx, `SELECT a.backend_xid IS NULL FROM pg_locks l JOIN pg_stat_activity a USING (pid)
 			WHERE l.locktype = 'advisory' AND NOT l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 			AND l.classid::bigint = ($1::bigint >> 32) & 4294967295 AND l.objid::bigint = $1::bigint & 4294967295`, key).Scan(&noTxid)
-		if waitErr == nil || time.Now().After(deadline) {
-			break
-		}
-	}
+		return waitErr == nil
+	})
 	if _, err := checker.Exec(ctx, `SELECT pg_advisory_unlock($1)`, key); err != nil {
 		return err
 	}

@@ -27,7 +27,9 @@ func TestMigrateOutwaitsStatementTimeout(t *testing.T) {
 	released := make(chan struct{})
 	go func() {
 		defer close(released)
-		time.Sleep(time.Second) // several statement timeouts
+		// Hold the lock for several statement timeouts: the time passing
+		// is what the test is about, there is no condition to wait for.
+		time.Sleep(time.Second)
 		holder.Exec(ctx, `SELECT pg_advisory_unlock(hashtext('threads.migrate.' || current_schema()))`)
 	}()
 	db := pgtest.OpenURL(t, url) // fails the test if the wait was cut short

@@ -120,7 +120,11 @@ func TestLateCommitAcrossReplicas(t *testing.T) {
 	createMsg(t, a, c.ID, "T2")
 	committed := make(chan error, 1)
 	go func() {
-		time.Sleep(100 * time.Millisecond) // let A's notifier find T2 not yet final
+		// Let A's notifier find T2 not yet final (it checks within a few
+		// ms of the commit). That check leaves nothing to poll for (T2
+		// stays pending, unannounced): the pause is the scenario, and B
+		// must get both events in order whether or not it was hit.
+		time.Sleep(100 * time.Millisecond)
 		committed <- tx1.Commit(t.Context())
 	}()
 	defer func() {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/apitest"
 	"github.com/threads-server/threads/internal/postgres/pgtest"
 )
 
@@ -37,7 +38,7 @@ type attempt struct {
 	status     int   // 0 when the call failed at the transport
 	err        error // transport error, or an answer that is neither 200 nor UNAVAILABLE
 	took       time.Duration
-	msg        apiMessage // when 200
+	msg        apitest.Message // when 200
 }
 
 // TestOutage cuts the database away from a serving process in the middle
@@ -63,16 +64,10 @@ func TestOutage(t *testing.T) {
 	viaProxy.RawQuery = q.Encode()
 
 	st := pgtest.OpenURL(t, viaProxy.String())
-	api := serveStore(t, st)
-	k, key, err := threads.NewKey("acme", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateKey(t.Context(), k); err != nil {
-		t.Fatal(err)
-	}
-	conv := mustDecode[apiConversation](t, api.mustPost(t, "CreateConversation", key,
-		map[string]any{"group_id": "g1", "topic": "outage"}).ok(t), "conversation")
+	api := apitest.Serve(t, st).WithTimeout(30 * time.Second) // the timeout only guards against hangs
+	k, key := apitest.CreateKey(t, st, "acme", false)
+	conv := apitest.MustField[apitest.Conversation](t, api.MustPost(t, "CreateConversation", key,
+		map[string]any{"group_id": "g1", "topic": "outage"}).OK(t), "conversation")
 
 	var phase atomic.Int32
 	var acked, downUnavailable atomic.Int64
@@ -81,21 +76,21 @@ func TestOutage(t *testing.T) {
 	// and classifies the answer.
 	create := func(id, author string) attempt {
 		a := attempt{id: id, start: phase.Load()}
-		res, err := api.post("CreateMessage", key, map[string]any{
+		res, err := api.Post("CreateMessage", key, map[string]any{
 			"id": id, "conversation_id": conv.ID, "author_id": author, "text": "message " + id,
 		})
 		a.end = phase.Load()
 		switch {
 		case err != nil:
 			a.err = err
-		case res.status == http.StatusOK:
-			a.status, a.took = res.status, res.took
-			if a.msg, a.err = decodeField[apiMessage](res, "message"); a.err == nil {
+		case res.Status == http.StatusOK:
+			a.status, a.took = res.Status, res.Took
+			if a.msg, a.err = apitest.Field[apitest.Message](res, "message"); a.err == nil {
 				acked.Add(1)
 			}
 		default:
-			a.status, a.took = res.status, res.took
-			a.err = res.wantError(threads.EUNAVAILABLE, http.StatusServiceUnavailable)
+			a.status, a.took = res.Status, res.Took
+			a.err = res.Envelope(threads.EUNAVAILABLE, http.StatusServiceUnavailable)
 			if a.err == nil && a.start == phaseDown && a.end == phaseDown {
 				downUnavailable.Add(1)
 			}
@@ -114,6 +109,8 @@ func TestOutage(t *testing.T) {
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
+			pause := time.NewTicker(10 * time.Millisecond)
+			defer pause.Stop()
 			for i := 0; ; i++ {
 				id := fmt.Sprintf("%s-w%d-%06d", run, w, i)
 				for {
@@ -127,38 +124,30 @@ func TestOutage(t *testing.T) {
 					if a.status == http.StatusOK && a.err == nil {
 						break
 					}
-					time.Sleep(10 * time.Millisecond)
+					select {
+					case <-stop:
+						return
+					case <-pause.C:
+					}
 				}
 			}
 		})
 	}
 
-	// waitFor polls cond up to n times, 100ms apart: a liveness guard, not
-	// a speed assertion.
-	waitFor := func(what string, n int, cond func() bool) {
+	ready := func() *apitest.Response {
 		t.Helper()
-		for range n {
-			if cond() {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("gave up waiting for %s", what)
-	}
-	ready := func() *apiResult {
-		t.Helper()
-		res, err := api.do(http.MethodGet, "/readyz", "", nil)
+		res, err := api.Do(http.MethodGet, "/readyz", "", nil)
 		if err != nil {
 			t.Fatalf("GET /readyz: %v", err)
 		}
 		return res
 	}
-	if res := ready(); res.status != http.StatusOK {
-		t.Fatalf("/readyz before the outage: %d: %s", res.status, res.raw)
+	if res := ready(); res.Status != http.StatusOK {
+		t.Fatalf("/readyz before the outage: %d: %s", res.Status, res.Raw)
 	}
 
 	// Up: let some writes succeed.
-	waitFor("40 acknowledged writes before the cut", 300, func() bool { return acked.Load() >= 40 })
+	apitest.Eventually(t, "40 acknowledged writes before the cut", func() bool { return acked.Load() >= 40 })
 
 	// Down: every proxied connection is severed and new ones are refused.
 	proxy.Cut()
@@ -169,16 +158,16 @@ func TestOutage(t *testing.T) {
 	checkReadyDown := func() {
 		t.Helper()
 		res := ready()
-		if err := res.wantError(threads.EUNAVAILABLE, http.StatusServiceUnavailable); err != nil {
+		if err := res.Envelope(threads.EUNAVAILABLE, http.StatusServiceUnavailable); err != nil {
 			t.Fatalf("/readyz while the database is unreachable: %v", err)
 		}
-		readyDown = append(readyDown, res.took)
+		readyDown = append(readyDown, res.Took)
 	}
 	checkReadyDown()
 	// Stay down long enough for the pool's idle connections to pass its
 	// health-check age (1s), as a real outage would, and until writers
 	// have seen UNAVAILABLE.
-	waitFor("20 UNAVAILABLE answers while the database is unreachable", 300, func() bool {
+	apitest.Eventually(t, "20 UNAVAILABLE answers while the database is unreachable", func() bool {
 		return downUnavailable.Load() >= 20 && time.Since(cutAt) >= 2*time.Second
 	})
 	checkReadyDown()
@@ -197,23 +186,23 @@ func TestOutage(t *testing.T) {
 	restoredAt := time.Now()
 	var probes []attempt
 	probe := 0
-	waitFor("CreateMessage and /readyz to answer 200 after the restore", 200, func() bool {
+	apitest.Eventually(t, "CreateMessage and /readyz to answer 200 after the restore", func() bool {
 		a := create(fmt.Sprintf("%s-probe-%06d", run, probe), "probe")
 		probe++
 		probes = append(probes, a)
-		return a.status == http.StatusOK && a.err == nil && ready().status == http.StatusOK
+		return a.status == http.StatusOK && a.err == nil && ready().Status == http.StatusOK
 	})
 	recoverIn := time.Since(restoredAt)
 	phase.Store(phaseRecovered)
 	ackedAtRecovery := acked.Load()
-	waitFor("40 acknowledged writes after recovery", 300, func() bool { return acked.Load() >= ackedAtRecovery+40 })
+	apitest.Eventually(t, "40 acknowledged writes after recovery", func() bool { return acked.Load() >= ackedAtRecovery+40 })
 	stopWriters()
 	wg.Wait()
 
 	// Every answer was 200 or the UNAVAILABLE envelope, none hung; nothing
 	// that started while the database was unreachable succeeded.
 	all := slices.Concat(append(attempts, probes)...)
-	ackedMsgs := map[string]apiMessage{}
+	ackedMsgs := map[string]apitest.Message{}
 	attempted := map[string]bool{}
 	var maxDown time.Duration
 	count := map[string]int{}
@@ -284,7 +273,7 @@ func TestOutage(t *testing.T) {
 		stored = append(stored, page...)
 		f.SentBefore = page[len(page)-1].SentAt.UnixMicro()
 	}
-	storedByID := map[string]apiMessage{}
+	storedByID := map[string]apitest.Message{}
 	for i, m := range stored {
 		if want := int64(len(stored) - i); m.Seq != want {
 			t.Errorf("stored position %d has seq %d, want %d (seq must be 1..%d with no gap)", i, m.Seq, want, len(stored))
@@ -298,12 +287,12 @@ func TestOutage(t *testing.T) {
 		if !attempted[m.ID] {
 			t.Errorf("stored message %s was never sent", m.ID)
 		}
-		storedByID[m.ID] = apiMessage{
+		storedByID[m.ID] = apitest.Message{
 			ID: m.ID, AuthorID: m.AuthorID, ConversationID: m.ConversationID, Text: m.Text,
 			SentAt: m.SentAt.UTC().Format("2006-01-02T15:04:05.000000Z"), Seq: m.Seq,
 		}
 	}
-	ackedStored := map[string]apiMessage{}
+	ackedStored := map[string]apitest.Message{}
 	for id := range ackedMsgs {
 		if m, ok := storedByID[id]; ok {
 			ackedStored[id] = m

@@ -1,16 +1,18 @@
 package postgres_test
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/apitest"
+	"github.com/threads-server/threads/internal/broker"
 	"github.com/threads-server/threads/internal/postgres/pgtest"
 	"github.com/threads-server/threads/internal/server"
 )
@@ -35,41 +37,30 @@ func TestSilentPartition(t *testing.T) {
 	q.Set("connect_timeout", "1")
 	u.RawQuery = q.Encode()
 	st := pgtest.OpenURL(t, u.String())
-	h := server.New(server.Config{Store: st, Logger: quietLogger(), RequestTimeout: 500 * time.Millisecond}).Handler()
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
-	api := &apiClient{url: ts.URL, client: &http.Client{Timeout: time.Minute}} // the client's guard, far above the deadline
-	k, key, err := threads.NewKey("acme", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateKey(t.Context(), k); err != nil {
-		t.Fatal(err)
-	}
-	conv := mustDecode[apiConversation](t, api.mustPost(t, "CreateConversation", key,
-		map[string]any{"group_id": "g", "topic": "partition"}).ok(t), "conversation")
+	api := apitest.Serve(t, st, func(c *server.Config, _ *broker.Config) { c.RequestTimeout = 500 * time.Millisecond }).
+		WithTimeout(time.Minute) // the client's guard, far above the deadline
+	_, key := apitest.CreateKey(t, st, "acme", false)
+	conv := apitest.MustField[apitest.Conversation](t, api.MustPost(t, "CreateConversation", key,
+		map[string]any{"group_id": "g", "topic": "partition"}).OK(t), "conversation")
 
 	hole.freeze(true)
 	for i := range 3 {
-		res, err := api.post("CreateMessage", key, map[string]any{"conversation_id": conv.ID, "author_id": "a", "text": "during"})
+		res, err := api.Post("CreateMessage", key, map[string]any{"conversation_id": conv.ID, "author_id": "a", "text": "during"})
 		if err != nil {
 			t.Fatalf("call %d during the partition: %v (the server never answered)", i, err)
 		}
-		if err := res.wantError(threads.EUNAVAILABLE, http.StatusServiceUnavailable); err != nil {
+		if err := res.Envelope(threads.EUNAVAILABLE, http.StatusServiceUnavailable); err != nil {
 			t.Fatalf("call %d during the partition: %v", i, err)
 		}
 	}
 	hole.freeze(false)
-	for i := 0; ; i++ {
-		res, err := api.post("CreateMessage", key, map[string]any{"conversation_id": conv.ID, "author_id": "a", "text": "after"})
-		if err == nil && res.status == http.StatusOK {
-			break
+	apitest.EventuallyNil(t, "recovery after the partition healed", func() error {
+		res, err := api.Post("CreateMessage", key, map[string]any{"conversation_id": conv.ID, "author_id": "a", "text": "after"})
+		if err == nil && res.Status != http.StatusOK {
+			err = fmt.Errorf("status %d: %s", res.Status, res.Raw)
 		}
-		if i == 100 {
-			t.Fatalf("no recovery after the partition healed: %v %v", err, res)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 // blackhole forwards TCP to target until frozen; while frozen it moves no

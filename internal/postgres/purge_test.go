@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/apitest"
 	"github.com/threads-server/threads/internal/postgres"
 	"github.com/threads-server/threads/internal/postgres/pgtest"
 )
@@ -62,30 +62,13 @@ func readPurgeState(t *testing.T, q interface {
 	return s
 }
 
-// poll calls cond until it is true. The limit is only there to end a
-// test that would otherwise hang; it is generous enough for a purge that
-// fails once to be finished by the next sweep, a minute later.
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	limit := time.After(3 * time.Minute)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-limit:
-			t.Fatalf("gave up waiting: %s", what)
-		}
-	}
-}
-
 // waitPurged waits until the conversation has no message and no
 // tombstone, and fails at once if it ever sees the tombstone gone while
 // messages are left: that conversation would never be purged.
 func waitPurged(t *testing.T, url, conv string) {
 	t.Helper()
 	conn := connect(t, url)
-	poll(t, "the purge to finish", func() bool {
+	apitest.Eventually(t, "the purge to finish", func() bool {
 		s := readPurgeState(t, conn, conv)
 		if !s.Tombstone && s.Messages > 0 {
 			t.Fatalf("tombstone removed with %d messages left", s.Messages)
@@ -129,7 +112,7 @@ func hold(t *testing.T, url, stmt string, args ...any) *holder {
 func (h *holder) waitBlocking(t *testing.T, url string) {
 	t.Helper()
 	conn := connect(t, url)
-	poll(t, "a purge waiting for the held rows", func() bool {
+	apitest.Eventually(t, "a purge waiting for the held rows", func() bool {
 		var n int
 		if err := conn.QueryRow(context.Background(),
 			`SELECT count(*) FROM pg_stat_activity WHERE $1::int = ANY (pg_blocking_pids(pid))`, h.pid).Scan(&n); err != nil {

@@ -1,23 +1,16 @@
 package postgres_test
 
 import (
-	"bytes"
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/threads-server/threads"
-	"github.com/threads-server/threads/internal/broker"
+	"github.com/threads-server/threads/internal/apitest"
 	"github.com/threads-server/threads/internal/postgres/pgtest"
-	"github.com/threads-server/threads/internal/server"
 )
 
 // TestReplicas runs two servers, each with its own store (its own pool),
@@ -27,33 +20,28 @@ import (
 func TestReplicas(t *testing.T) {
 	url := pgtest.SchemaURL(t)
 	storeA, storeB := pgtest.OpenURL(t, url), pgtest.OpenURL(t, url)
-	a, b := serveStore(t, storeA), serveStore(t, storeB)
-	replicas := []*apiClient{a, b}
+	// The clients' timeout only guards against hangs.
+	a, b := apitest.Serve(t, storeA).WithTimeout(30*time.Second), apitest.Serve(t, storeB).WithTimeout(30*time.Second)
+	replicas := []*apitest.Client{a, b}
 	names := []string{"A", "B"}
 	ctx := t.Context()
 
 	// A key created through replica A is accepted by both.
-	k, key, err := threads.NewKey("acme", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := storeA.CreateKey(ctx, k); err != nil {
-		t.Fatal(err)
-	}
+	k, key := apitest.CreateKey(t, storeA, "acme", false)
 	for i, r := range replicas {
-		res := r.mustPost(t, "ListConversations", key, map[string]any{"group_id": "g1"})
-		if res.status != http.StatusOK {
-			t.Fatalf("replica %s refuses a key created on A: status %d: %s", names[i], res.status, res.raw)
+		res := r.MustPost(t, "ListConversations", key, map[string]any{"group_id": "g1"})
+		if res.Status != http.StatusOK {
+			t.Fatalf("replica %s refuses a key created on A: status %d: %s", names[i], res.Status, res.Raw)
 		}
 	}
 
-	conv := mustDecode[apiConversation](t, a.mustPost(t, "CreateConversation", key,
-		map[string]any{"group_id": "g1", "topic": "replicas"}).ok(t), "conversation")
+	conv := apitest.MustField[apitest.Conversation](t, a.MustPost(t, "CreateConversation", key,
+		map[string]any{"group_id": "g1", "topic": "replicas"}).OK(t), "conversation")
 
 	// 8 concurrent writers, 4 through each replica, into one conversation.
 	const writers, perWriter = 8, 40
 	const total = writers * perWriter
-	acked := make([][]apiMessage, writers)
+	acked := make([][]apitest.Message, writers)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -61,7 +49,7 @@ func TestReplicas(t *testing.T) {
 			r := replicas[w%2]
 			<-start
 			for i := range perWriter {
-				res, err := r.post("CreateMessage", key, map[string]any{
+				res, err := r.Post("CreateMessage", key, map[string]any{
 					"conversation_id": conv.ID,
 					"author_id":       fmt.Sprintf("writer-%d", w),
 					"text":            fmt.Sprintf("writer %d message %d", w, i),
@@ -70,11 +58,11 @@ func TestReplicas(t *testing.T) {
 					t.Errorf("writer %d (replica %s) message %d: %v", w, names[w%2], i, err)
 					return
 				}
-				if res.status != http.StatusOK {
-					t.Errorf("writer %d (replica %s) message %d: status %d: %s", w, names[w%2], i, res.status, res.raw)
+				if res.Status != http.StatusOK {
+					t.Errorf("writer %d (replica %s) message %d: status %d: %s", w, names[w%2], i, res.Status, res.Raw)
 					return
 				}
-				m, err := decodeField[apiMessage](res, "message")
+				m, err := apitest.Field[apitest.Message](res, "message")
 				if err != nil {
 					t.Errorf("writer %d: %v", w, err)
 					return
@@ -91,7 +79,7 @@ func TestReplicas(t *testing.T) {
 
 	// Each writer's own messages, sent one after another, got increasing
 	// seq and sent_at.
-	ackedByID := map[string]apiMessage{}
+	ackedByID := map[string]apitest.Message{}
 	for w, ms := range acked {
 		for i, m := range ms {
 			if _, dup := ackedByID[m.ID]; dup {
@@ -111,11 +99,11 @@ func TestReplicas(t *testing.T) {
 	// Paged back through each replica (so every writer's messages are read
 	// through the replica it did not write to): every acknowledged message
 	// exactly once, as acknowledged, newest first, seq total..1.
-	var lists [2][]apiMessage
+	var lists [2][]apitest.Message
 	for i, r := range replicas {
 		lists[i] = pageMessages(t, r, key, conv.ID, 9)
 		checkHistory(t, "through replica "+names[i], lists[i], total)
-		listedByID := map[string]apiMessage{}
+		listedByID := map[string]apitest.Message{}
 		for _, m := range lists[i] {
 			listedByID[m.ID] = m
 		}
@@ -137,22 +125,22 @@ func TestReplicas(t *testing.T) {
 		"author_id":       "retrier",
 		"text":            "sent sixteen times, stored once",
 	}
-	got := make([]apiMessage, retries)
+	got := make([]apitest.Message, retries)
 	start = make(chan struct{})
 	for i := range retries {
 		wg.Go(func() {
 			r := replicas[i%2]
 			<-start
-			res, err := r.post("CreateMessage", key, retryBody)
+			res, err := r.Post("CreateMessage", key, retryBody)
 			if err != nil {
 				t.Errorf("retry %d (replica %s): %v", i, names[i%2], err)
 				return
 			}
-			if res.status != http.StatusOK {
-				t.Errorf("retry %d (replica %s): status %d, want 200: %s", i, names[i%2], res.status, res.raw)
+			if res.Status != http.StatusOK {
+				t.Errorf("retry %d (replica %s): status %d, want 200: %s", i, names[i%2], res.Status, res.Raw)
 				return
 			}
-			if got[i], err = decodeField[apiMessage](res, "message"); err != nil {
+			if got[i], err = apitest.Field[apitest.Message](res, "message"); err != nil {
 				t.Errorf("retry %d: %v", i, err)
 			}
 		})
@@ -162,7 +150,7 @@ func TestReplicas(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	want := apiMessage{
+	want := apitest.Message{
 		ID:             retryBody["id"].(string),
 		AuthorID:       retryBody["author_id"].(string),
 		ConversationID: conv.ID,
@@ -198,8 +186,8 @@ func TestReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, r := range replicas {
-		res := r.mustPost(t, "ListConversations", key, map[string]any{"group_id": "g1"})
-		if err := res.wantError("UNAUTHORIZED", http.StatusUnauthorized); err != nil {
+		res := r.MustPost(t, "ListConversations", key, map[string]any{"group_id": "g1"})
+		if err := res.Envelope("UNAUTHORIZED", http.StatusUnauthorized); err != nil {
 			t.Errorf("replica %s after revocation through B: %v", names[i], err)
 		}
 	}
@@ -208,9 +196,9 @@ func TestReplicas(t *testing.T) {
 // pageMessages reads a whole conversation through r with ListMessages,
 // limit messages at a time, each page's sent_before the previous page's
 // oldest sent_at.
-func pageMessages(t *testing.T, r *apiClient, key, conversation string, limit int) []apiMessage {
+func pageMessages(t *testing.T, r *apitest.Client, key, conversation string, limit int) []apitest.Message {
 	t.Helper()
-	var all []apiMessage
+	var all []apitest.Message
 	before := ""
 	short := false
 	for page := 0; ; page++ {
@@ -221,7 +209,7 @@ func pageMessages(t *testing.T, r *apiClient, key, conversation string, limit in
 		if before != "" {
 			body["sent_before"] = before
 		}
-		ms := mustDecode[[]apiMessage](t, r.mustPost(t, "ListMessages", key, body).ok(t), "messages")
+		ms := apitest.MustField[[]apitest.Message](t, r.MustPost(t, "ListMessages", key, body).OK(t), "messages")
 		if len(ms) > limit {
 			t.Fatalf("page %d has %d messages, limit %d", page, len(ms), limit)
 		}
@@ -239,7 +227,7 @@ func pageMessages(t *testing.T, r *apiClient, key, conversation string, limit in
 
 // checkHistory checks a conversation read newest first: n messages, ids
 // unique, sent_at strictly decreasing, seq n, n-1, …, 1.
-func checkHistory(t *testing.T, what string, ms []apiMessage, n int) {
+func checkHistory(t *testing.T, what string, ms []apitest.Message, n int) {
 	t.Helper()
 	if len(ms) != n {
 		t.Errorf("%s: %d messages, want %d", what, len(ms), n)
@@ -264,170 +252,6 @@ func parseTime(t *testing.T, s string) time.Time {
 	v, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		t.Fatalf("sent_at %q: %v", s, err)
-	}
-	return v
-}
-
-// The helpers below are a small local copy of what the server package's
-// test harness does (which cannot be imported): a real server over a
-// store, and calls to its m3o JSON routes.
-
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// apiClient calls one server's m3o JSON routes. Its methods are safe for
-// concurrent use.
-type apiClient struct {
-	url    string
-	client *http.Client
-}
-
-// serveStore serves st as the binary does (the production timeouts and
-// h2c) and returns a client for it. The client's timeout only guards
-// against hangs.
-func serveStore(t *testing.T, st threads.Store) *apiClient {
-	t.Helper()
-	api := server.New(server.Config{Store: st, Logger: quietLogger(),
-		Broker: broker.New(broker.Config{Store: st, Logger: quietLogger()})})
-	h := api.Handler()
-	ts := httptest.NewUnstartedServer(h)
-	ts.Config = server.HTTPServer("", h, quietLogger())
-	ts.Start()
-	tr := &http.Transport{MaxIdleConnsPerHost: 64}
-	t.Cleanup(func() {
-		api.StopStreams()
-		tr.CloseIdleConnections()
-		ts.Close()
-	})
-	return &apiClient{url: ts.URL, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
-}
-
-// apiResult is one HTTP answer.
-type apiResult struct {
-	status int
-	header http.Header
-	raw    []byte
-	took   time.Duration
-}
-
-// post calls POST /v1/threads/{method} with body JSON-encoded.
-func (c *apiClient) post(method, key string, body any) (*apiResult, error) {
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	return c.do(http.MethodPost, "/v1/threads/"+method, key, raw)
-}
-
-func (c *apiClient) do(verb, path, key string, body []byte) (*apiResult, error) {
-	req, err := http.NewRequest(verb, c.url+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	start := time.Now()
-	res, err := c.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		return nil, err
-	}
-	return &apiResult{status: res.StatusCode, header: res.Header, raw: raw, took: time.Since(start)}, nil
-}
-
-// mustPost is post for the test's own goroutine.
-func (c *apiClient) mustPost(t *testing.T, method, key string, body any) *apiResult {
-	t.Helper()
-	res, err := c.post(method, key, body)
-	if err != nil {
-		t.Fatalf("%s: %v", method, err)
-	}
-	return res
-}
-
-// ok fails the test unless the call answered 200.
-func (r *apiResult) ok(t *testing.T) *apiResult {
-	t.Helper()
-	if r.status != http.StatusOK {
-		t.Fatalf("status %d, want 200: %s", r.status, r.raw)
-	}
-	return r
-}
-
-// apiError is the go-micro error envelope.
-type apiError struct {
-	ID     string `json:"id"`
-	Code   int    `json:"code"`
-	Detail string `json:"detail"`
-	Status string `json:"status"`
-}
-
-// wantError reports how r differs from the envelope with this id and
-// status (and, for UNAVAILABLE, a Retry-After header), or nil.
-func (r *apiResult) wantError(id string, status int) error {
-	if r.status != status {
-		return fmt.Errorf("status %d, want %d: %s", r.status, status, r.raw)
-	}
-	if ct := r.header.Get("Content-Type"); ct != "application/json" {
-		return fmt.Errorf("Content-Type %q, want application/json", ct)
-	}
-	var got apiError
-	if err := json.Unmarshal(r.raw, &got); err != nil {
-		return fmt.Errorf("error body is not JSON: %v: %s", err, r.raw)
-	}
-	want := apiError{ID: id, Code: status, Detail: got.Detail, Status: http.StatusText(status)}
-	if diff := cmp.Diff(want, got); diff != "" || got.Detail == "" {
-		return fmt.Errorf("error body %s, want id %s, code %d, a detail, status %q", r.raw, id, status, http.StatusText(status))
-	}
-	if id == threads.EUNAVAILABLE && r.header.Get("Retry-After") == "" {
-		return fmt.Errorf("%s without Retry-After", id)
-	}
-	return nil
-}
-
-// apiConversation and apiMessage are the m3o JSON shapes.
-type apiConversation struct {
-	ID        string `json:"id"`
-	GroupID   string `json:"group_id"`
-	Topic     string `json:"topic"`
-	CreatedAt string `json:"created_at"`
-}
-
-type apiMessage struct {
-	ID             string `json:"id"`
-	AuthorID       string `json:"author_id"`
-	ConversationID string `json:"conversation_id"`
-	Text           string `json:"text"`
-	SentAt         string `json:"sent_at"`
-	Seq            int64  `json:"seq"`
-}
-
-// decodeField decodes one top-level field of a JSON answer.
-func decodeField[T any](r *apiResult, field string) (T, error) {
-	var all map[string]json.RawMessage
-	var v T
-	if err := json.Unmarshal(r.raw, &all); err != nil {
-		return v, fmt.Errorf("answer is not a JSON object: %v: %s", err, r.raw)
-	}
-	raw, ok := all[field]
-	if !ok {
-		return v, fmt.Errorf("answer has no field %q: %s", field, r.raw)
-	}
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return v, fmt.Errorf("field %q: %v: %s", field, err, r.raw)
-	}
-	return v, nil
-}
-
-func mustDecode[T any](t *testing.T, r *apiResult, field string) T {
-	t.Helper()
-	v, err := decodeField[T](r, field)
-	if err != nil {
-		t.Fatal(err)
 	}
 	return v
 }
