@@ -290,25 +290,19 @@ func NewMessageEvent(groupID string, m *Message) *Event {
 	return &Event{Type: EventMessageCreated, GroupID: groupID, ConversationID: m.ConversationID, Message: m}
 }
 
-// eventData is the stored form of an event's object. Stores keep it as
-// one JSON column so that both engines store and return the same thing
-// and new event types need no schema change.
-type eventData struct {
-	Conversation *Conversation `json:"conversation,omitempty"`
-	Message      *Message      `json:"message,omitempty"`
-}
-
-// MarshalData encodes the event's object for storage.
+// MarshalData encodes the event's object for storage: the JSON of
+// EventData, at EventDataVersion.
 func (e *Event) MarshalData() ([]byte, error) {
-	return json.Marshal(eventData{Conversation: e.Conversation, Message: e.Message})
+	return json.Marshal(NewEventData(e))
 }
 
-// UnmarshalData decodes an object stored by MarshalData into e.
+// UnmarshalData decodes a stored object, of any version ParseEventData
+// reads, into e.
 func (e *Event) UnmarshalData(b []byte) error {
-	var d eventData
-	if err := json.Unmarshal(b, &d); err != nil {
+	d, err := ParseEventData(b)
+	if err != nil {
 		return err
 	}
-	e.Conversation, e.Message = d.Conversation, d.Message
+	e.Conversation, e.Message = d.Conversation.conversation(), d.Message.message()
 	return nil
 }

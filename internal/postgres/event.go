@@ -38,11 +38,12 @@ func (db *DB) insertEvent(ctx context.Context, tx pgx.Tx, tenant string, e *thre
 // round trip, and for messages no extra time under the conversation's
 // lock). Go marshals the object with the fields the database assigns left
 // empty, and the statement fills them in at these paths of
-// Event.MarshalData's output; TestEventDataPaths guards that they still match.
+// Event.MarshalData's output (threads.EventData's names);
+// TestEventDataPaths guards that they still match.
 const (
-	pathCreatedAt = `{conversation,CreatedAt}`
-	pathSentAt    = `{message,SentAt}`
-	pathSeq       = `{message,Seq}`
+	pathCreatedAt = `{conversation,created_at}`
+	pathSentAt    = `{message,sent_at}`
+	pathSeq       = `{message,seq}`
 )
 
 // jsonTime renders unix microseconds (an SQL expression) as time.Time's
