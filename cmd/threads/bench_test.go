@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threads-server/threads/internal/apitest"
 	"github.com/threads-server/threads/internal/loadgen"
 )
 
@@ -48,7 +49,8 @@ func checkLoad(t *testing.T, r *loadgen.Report) {
 // and checks the reports: no errors, sane counts, and for fan-out every
 // acknowledged message delivered once to every subscriber.
 func TestBenchScenarios(t *testing.T) {
-	url, stdout := startServe(t, "--db", filepath.Join(t.TempDir(), "threads.db"))
+	api, stdout := startServe(t, "--db", filepath.Join(t.TempDir(), "threads.db"))
+	url := api.URL
 	key := keyRE.FindString(stdout.String())
 	short := []string{"--duration", "300ms", "--clients", "3"}
 
@@ -72,15 +74,14 @@ func TestBenchScenarios(t *testing.T) {
 		// A second run tops the same group up instead of seeding anew.
 		r := bench(t, url, key, append(short, "--scenario", "list", "--conversations", "12", "--messages", "40", "--deep")...)
 		checkLoad(t, r)
-		code, body := post(t, url+"/v1/threads/ListConversations", key, `{"group_id":"bench-list"}`)
-		if n := strings.Count(body, `"topic"`); code != 200 || n != 12 {
-			t.Errorf("bench-list holds %d conversations after two runs, want 12 (%d)", n, code)
+		res := api.MustPost(t, "ListConversations", key, `{"group_id":"bench-list"}`)
+		if n := strings.Count(string(res.Raw), `"topic"`); res.Status != 200 || n != 12 {
+			t.Errorf("bench-list holds %d conversations after two runs, want 12 (%d)", n, res.Status)
 		}
-		var conv struct{ Conversations []struct{ ID string } }
-		json.Unmarshal([]byte(body), &conv)
-		_, body = post(t, url+"/v1/threads/ListMessages", key, `{"conversation_id":"`+conv.Conversations[0].ID+`","limit":1}`)
-		if !strings.Contains(body, `"seq":40`) {
-			t.Errorf("newest message after topping up to 40: %s", body)
+		convs := apitest.MustField[[]apitest.Conversation](t, res, "conversations")
+		res = api.MustPost(t, "ListMessages", key, `{"conversation_id":"`+convs[0].ID+`","limit":1}`)
+		if !strings.Contains(string(res.Raw), `"seq":40`) {
+			t.Errorf("newest message after topping up to 40: %s", res.Raw)
 		}
 	})
 
@@ -105,15 +106,10 @@ func TestBenchScenarios(t *testing.T) {
 			}
 		}()
 		floorURL := ""
-		for range 1000 {
-			if floorURL = regexp.MustCompile(`http://\S+`).FindString(out.String()); floorURL != "" {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if floorURL == "" {
-			t.Fatal("--serve-floor printed no address")
-		}
+		apitest.Eventually(t, "--serve-floor to print its address", func() bool {
+			floorURL = regexp.MustCompile(`http://\S+`).FindString(out.String())
+			return floorURL != ""
+		})
 		r := bench(t, url, key, append(short, "--scenario", "list", "--conversations", "12", "--messages", "40", "--floor-url", floorURL)...)
 		checkLoad(t, r)
 		if f := r.Floor; f == nil || f.RPS <= 0 || f.Errors != 0 || f.Ratio <= 0 {

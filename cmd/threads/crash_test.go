@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threads-server/threads/internal/apitest"
 	"github.com/threads-server/threads/internal/postgres/pgtest"
 )
 
@@ -70,7 +70,7 @@ func TestCrash(t *testing.T) {
 	}
 	for _, eng := range engines {
 		t.Run(eng.name, func(t *testing.T) {
-			c := &crashRun{t: t, bin: bin, args: eng.db(t), final: map[string][]crashMessage{}}
+			c := &crashRun{t: t, bin: bin, args: eng.db(t), final: map[string][]apitest.Message{}}
 			c.run(iterations)
 		})
 	}
@@ -91,21 +91,11 @@ func buildThreads(t *testing.T) string {
 	return bin
 }
 
-// crashMessage is the m3o JSON message.
-type crashMessage struct {
-	ID             string `json:"id"`
-	AuthorID       string `json:"author_id"`
-	ConversationID string `json:"conversation_id"`
-	Text           string `json:"text"`
-	SentAt         string `json:"sent_at"`
-	Seq            int64  `json:"seq"`
-}
-
 // attempt is one CreateMessage a writer sent, and its 200 answer if one
 // came back.
 type attempt struct {
 	id, conv, author, text string
-	acked                  *crashMessage
+	acked                  *apitest.Message
 }
 
 // crashRun is one engine's sequence of kill/restart iterations on one
@@ -117,13 +107,13 @@ type crashRun struct {
 	key  string
 	// final holds each finished conversation's messages, oldest first, as
 	// verified after its iteration: later crashes must not change them.
-	final map[string][]crashMessage
+	final map[string][]apitest.Message
 }
 
 func (c *crashRun) run(iterations int) {
 	t := c.t
 	p := c.start()
-	if c.key = keyRE.FindString(p.waitStdout(keyRE)); c.key == "" {
+	if c.key = keyRE.FindString(p.waitStdout(t, keyRE)); c.key == "" {
 		t.Fatalf("no key printed on first start; stdout:\n%s", p.stdout)
 	}
 	const writers, conversations = 8, 3
@@ -163,8 +153,8 @@ func (c *crashRun) run(iterations int) {
 // every attempt, acknowledged or not.
 func (c *crashRun) write(p *serveProc, iteration, writers int, convs []string, delay time.Duration) []*attempt {
 	t := c.t
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers}}
-	defer client.CloseIdleConnections()
+	api := apitest.NewClient(t, p.url)
+	defer api.HTTP.CloseIdleConnections()
 	var (
 		wg         sync.WaitGroup
 		mu         sync.Mutex
@@ -181,27 +171,29 @@ func (c *crashRun) write(p *serveProc, iteration, writers int, convs []string, d
 				mu.Lock()
 				all = append(all, a)
 				mu.Unlock()
-				status, body, err := c.createMessage(client, p.url, a)
+				res, err := c.createMessage(api, a)
 				if err != nil {
 					return // the server is gone
 				}
-				if status != http.StatusOK {
+				if res.Status != http.StatusOK {
 					mu.Lock()
-					unexpected = append(unexpected, fmt.Sprintf("%s: %d %s", a.id, status, body))
+					unexpected = append(unexpected, fmt.Sprintf("%s: %d %s", a.id, res.Status, res.Raw))
 					mu.Unlock()
 					continue
 				}
-				var r struct{ Message crashMessage }
-				if err := json.Unmarshal(body, &r); err != nil {
+				m, err := apitest.Field[apitest.Message](res, "message")
+				if err != nil {
 					mu.Lock()
-					unexpected = append(unexpected, fmt.Sprintf("%s: 200 with %s", a.id, body))
+					unexpected = append(unexpected, fmt.Sprintf("%s: 200 with %s", a.id, res.Raw))
 					mu.Unlock()
 					continue
 				}
-				a.acked = &r.Message
+				a.acked = &m
 			}
 		}()
 	}
+	// The kill at a random moment is the test: whatever the writers are
+	// doing after delay, the server dies under them. Nothing to wait for.
 	time.Sleep(delay)
 	p.kill()
 	wg.Wait()
@@ -211,23 +203,8 @@ func (c *crashRun) write(p *serveProc, iteration, writers int, convs []string, d
 	return all
 }
 
-func (c *crashRun) createMessage(client *http.Client, base string, a *attempt) (int, []byte, error) {
-	body, _ := json.Marshal(map[string]string{"id": a.id, "conversation_id": a.conv, "author_id": a.author, "text": a.text})
-	req, err := http.NewRequest(http.MethodPost, base+"/v1/threads/CreateMessage", bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
-	res, err := client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		return 0, nil, err
-	}
-	return res.StatusCode, raw, nil
+func (c *crashRun) createMessage(api *apitest.Client, a *attempt) (*apitest.Response, error) {
+	return api.Post("CreateMessage", c.key, map[string]string{"id": a.id, "conversation_id": a.conv, "author_id": a.author, "text": a.text})
 }
 
 // verify checks the invariants for convs against what the writers saw,
@@ -243,7 +220,7 @@ func (c *crashRun) verify(p *serveProc, convs []string, attempts []*attempt) int
 			acked++
 		}
 	}
-	stored := map[string]crashMessage{}
+	stored := map[string]apitest.Message{}
 	for _, conv := range convs {
 		var prev time.Time
 		for i, m := range c.listAll(p, conv) {
@@ -286,7 +263,7 @@ func (c *crashRun) verify(p *serveProc, convs []string, attempts []*attempt) int
 // on. It returns how many were retried and how many had been stored.
 func (c *crashRun) retry(p *serveProc, attempts []*attempt) (retried, found int) {
 	t := c.t
-	stored := map[string]crashMessage{}
+	stored := map[string]apitest.Message{}
 	convs := map[string]bool{}
 	for _, a := range attempts {
 		convs[a.conv] = true
@@ -296,28 +273,26 @@ func (c *crashRun) retry(p *serveProc, attempts []*attempt) (retried, found int)
 			stored[m.ID] = m
 		}
 	}
-	client := &http.Client{}
-	defer client.CloseIdleConnections()
 	for _, a := range attempts {
 		if a.acked != nil {
 			continue
 		}
 		retried++
-		status, body, err := c.createMessage(client, p.url, a)
-		if err != nil || status != http.StatusOK {
-			t.Fatalf("retry of %s: %d %s %v", a.id, status, body, err)
+		res, err := c.createMessage(p.api, a)
+		if err != nil || res.Status != http.StatusOK {
+			t.Fatalf("retry of %s: %+v %v", a.id, res, err)
 		}
-		var r struct{ Message crashMessage }
-		if err := json.Unmarshal(body, &r); err != nil {
-			t.Fatalf("retry of %s: %s", a.id, body)
+		got, err := apitest.Field[apitest.Message](res, "message")
+		if err != nil {
+			t.Fatalf("retry of %s: %v", a.id, err)
 		}
 		if m, ok := stored[a.id]; ok {
 			found++
-			if r.Message != m {
-				t.Fatalf("retry of %s, stored before the crash, answered %+v; stored %+v", a.id, r.Message, m)
+			if got != m {
+				t.Fatalf("retry of %s, stored before the crash, answered %+v; stored %+v", a.id, got, m)
 			}
 		}
-		a.acked = &r.Message
+		a.acked = &got
 	}
 	return retried, found
 }
@@ -334,9 +309,9 @@ func (c *crashRun) checkEarlier(p *serveProc, skip []string) {
 	for len(ids) > 0 {
 		batch := ids[:min(100, len(ids))]
 		ids = ids[len(batch):]
-		var r struct{ Messages []crashMessage }
+		var r struct{ Messages []apitest.Message }
 		c.call(p, "RecentMessages", map[string]any{"conversation_ids": batch, "limit_per_conversation": 1}, &r)
-		newest := map[string]crashMessage{}
+		newest := map[string]apitest.Message{}
 		for _, m := range r.Messages {
 			newest[m.ConversationID] = m
 		}
@@ -354,11 +329,11 @@ func (c *crashRun) checkEarlier(p *serveProc, skip []string) {
 
 // listAll pages through a conversation with sent_before and returns its
 // messages oldest first.
-func (c *crashRun) listAll(p *serveProc, conv string) []crashMessage {
-	var all []crashMessage
+func (c *crashRun) listAll(p *serveProc, conv string) []apitest.Message {
+	var all []apitest.Message
 	req := map[string]any{"conversation_id": conv, "limit": 200}
 	for {
-		var r struct{ Messages []crashMessage }
+		var r struct{ Messages []apitest.Message }
 		c.call(p, "ListMessages", req, &r)
 		all = append(all, r.Messages...)
 		if len(r.Messages) < 200 {
@@ -381,17 +356,16 @@ func (c *crashRun) createConversation(p *serveProc, group, topic string) string 
 // call makes one API call that must answer 200.
 func (c *crashRun) call(p *serveProc, method string, body, out any) {
 	c.t.Helper()
-	raw, _ := json.Marshal(body)
-	code, res := post(c.t, p.url+"/v1/threads/"+method, c.key, string(raw))
-	if code != http.StatusOK {
-		c.t.Fatalf("%s: %d %s", method, code, res)
+	res := p.api.MustPost(c.t, method, c.key, body)
+	if res.Status != http.StatusOK {
+		c.t.Fatalf("%s: %d %s", method, res.Status, res.Raw)
 	}
-	if err := json.Unmarshal([]byte(res), out); err != nil {
-		c.t.Fatalf("%s: %v: %s", method, err, res)
+	if err := json.Unmarshal(res.Raw, out); err != nil {
+		c.t.Fatalf("%s: %v: %s", method, err, res.Raw)
 	}
 }
 
-func equalMessages(a, b []crashMessage) bool {
+func equalMessages(a, b []apitest.Message) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -407,6 +381,7 @@ func equalMessages(a, b []crashMessage) bool {
 type serveProc struct {
 	cmd            *exec.Cmd
 	url            string
+	api            *apitest.Client
 	stdout, stderr *syncBuffer
 	exited         chan struct{}
 }
@@ -434,6 +409,7 @@ func (c *crashRun) start() *serveProc {
 	select {
 	case addr := <-listening:
 		p.url = "http://" + addr
+		p.api = apitest.NewClient(t, p.url)
 	case <-p.exited:
 		t.Fatalf("serve exited before listening: %v\nstderr:\n%s", p.cmd.ProcessState, p.stderr)
 	}
@@ -455,18 +431,17 @@ func serveEnv() []string {
 // waitStdout waits until stdout matches re (or the process exits) and
 // returns it. serve prints its first key before it logs "listening", but
 // on another pipe, so it may be read a moment later.
-func (p *serveProc) waitStdout(re *regexp.Regexp) string {
-	for {
-		out := p.stdout.String()
-		if re.MatchString(out) {
-			return out
-		}
+func (p *serveProc) waitStdout(t *testing.T, re *regexp.Regexp) string {
+	t.Helper()
+	apitest.Eventually(t, "serve's stdout to match "+re.String(), func() bool {
 		select {
 		case <-p.exited:
-			return p.stdout.String()
-		case <-time.After(5 * time.Millisecond):
+			return true
+		default:
+			return re.MatchString(p.stdout.String())
 		}
-	}
+	})
+	return p.stdout.String()
 }
 
 // kill sends SIGKILL and waits for the process to be gone.

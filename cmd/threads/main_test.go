@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/apitest"
 	"github.com/threads-server/threads/internal/postgres/pgtest"
 )
 
@@ -42,8 +43,8 @@ func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 }
 
 // startServe runs "threads serve" on port 0 until the test ends, and
-// returns its base URL and stdout.
-func startServe(t *testing.T, args ...string) (string, *syncBuffer) {
+// returns a client of it and its stdout.
+func startServe(t *testing.T, args ...string) (*apitest.Client, *syncBuffer) {
 	t.Helper()
 	addrc := make(chan string, 1)
 	onListen = func(a string) { addrc <- a }
@@ -63,44 +64,29 @@ func startServe(t *testing.T, args ...string) (string, *syncBuffer) {
 	})
 	select {
 	case a := <-addrc:
-		return "http://" + a, stdout
+		return apitest.NewClient(t, "http://"+a), stdout
 	case code := <-done:
 		t.Fatalf("serve exited %d before listening; stderr:\n%s", code, stderr)
 	}
-	return "", nil
-}
-
-func post(t *testing.T, url, key, body string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+key)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	return nil, nil
 }
 
 // TestFirstStart is the README's quickstart: serve on an empty database
 // prints a key for tenant default, and that key works.
 func TestFirstStart(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "new", "threads.db")
-	url, stdout := startServe(t, "--db", db)
+	api, stdout := startServe(t, "--db", db)
 	key := keyRE.FindString(stdout.String())
 	if key == "" {
 		t.Fatalf("no key printed on first start; stdout:\n%s", stdout)
 	}
-	code, body := post(t, url+"/threads/Threads/CreateConversation", key, `{"group_id":"g","topic":"t"}`)
-	if code != 200 || !strings.Contains(body, `"group_id":"g"`) {
-		t.Fatalf("CreateConversation with the printed key: %d %s", code, body)
+	r := api.MustDo(t, http.MethodPost, "/threads/Threads/CreateConversation", key, `{"group_id":"g","topic":"t"}`)
+	if r.Status != 200 || !strings.Contains(string(r.Raw), `"group_id":"g"`) {
+		t.Fatalf("CreateConversation with the printed key: %d %s", r.Status, r.Raw)
 	}
-	res, err := http.Get(url + "/readyz")
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("readyz: %v %v", res, err)
+	if r := api.MustDo(t, http.MethodGet, "/readyz", "", nil); r.Status != 200 {
+		t.Fatalf("readyz: %d %s", r.Status, r.Raw)
 	}
-	res.Body.Close()
 
 	// The keys CLI sees that key, as tenant default.
 	code, out, _ := run(t, "keys", "list", "--db", db)
@@ -136,15 +122,15 @@ func TestKeysCLI(t *testing.T) {
 	id := strings.Fields(lines[1])[0]
 
 	// Without the key cache, a revocation is refused at once.
-	url, _ := startServe(t, "--db", db, "--key-cache-ttl", "0")
-	if code, body := post(t, url+"/v1/threads/ListConversations", key, `{"group_id":"g"}`); code != 200 {
-		t.Fatalf("before revoke: %d %s", code, body)
+	api, _ := startServe(t, "--db", db, "--key-cache-ttl", "0")
+	if r := api.MustPost(t, "ListConversations", key, `{"group_id":"g"}`); r.Status != 200 {
+		t.Fatalf("before revoke: %d %s", r.Status, r.Raw)
 	}
 	if code, _, errs := run(t, "keys", "revoke", id, "--db", db); code != 0 {
 		t.Fatalf("keys revoke: %d %s", code, errs)
 	}
-	if code, body := post(t, url+"/v1/threads/ListConversations", key, `{"group_id":"g"}`); code != 401 || !strings.Contains(body, `"UNAUTHORIZED"`) {
-		t.Fatalf("after revoke: %d %s", code, body)
+	if err := api.MustPost(t, "ListConversations", key, `{"group_id":"g"}`).Envelope(threads.EUNAUTHORIZED, http.StatusUnauthorized); err != nil {
+		t.Fatalf("after revoke: %v", err)
 	}
 	if code, _, _ := run(t, "keys", "revoke", "key_nope", "--db", db); code != 1 {
 		t.Fatalf("revoking an unknown key: exit %d, want 1", code)
@@ -217,13 +203,13 @@ func TestUsage(t *testing.T) {
 // TestServePostgres: the same first start, on a PostgreSQL URL.
 func TestServePostgres(t *testing.T) {
 	url := pgtest.SchemaURL(t)
-	srv, stdout := startServe(t, "--db", url)
+	api, stdout := startServe(t, "--db", url)
 	key := keyRE.FindString(stdout.String())
 	if key == "" {
 		t.Fatalf("no key printed on first start; stdout:\n%s", stdout)
 	}
-	if code, body := post(t, srv+"/v1/threads/CreateConversation", key, `{"group_id":"g","topic":"t"}`); code != 200 {
-		t.Fatalf("CreateConversation on PostgreSQL: %d %s", code, body)
+	if r := api.MustPost(t, "CreateConversation", key, `{"group_id":"g","topic":"t"}`); r.Status != 200 {
+		t.Fatalf("CreateConversation on PostgreSQL: %d %s", r.Status, r.Raw)
 	}
 	code, out, _ := run(t, "migrate", "--db", url)
 	if code != 0 || !strings.Contains(out, "schema at version 3 (0 migrations applied now)") {

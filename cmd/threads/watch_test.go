@@ -13,14 +13,10 @@ import (
 // TestWatch follows a group through `threads watch`, then resumes with
 // the cursor it printed on exit and gets exactly what was posted since.
 func TestWatch(t *testing.T) {
-	url, stdout := startServe(t, "--db", filepath.Join(t.TempDir(), "threads.db"))
+	api, stdout := startServe(t, "--db", filepath.Join(t.TempDir(), "threads.db"))
+	url := api.URL
 	key := keyRE.FindString(stdout.String())
-	_, body := post(t, url+"/v1/threads/CreateConversation", key, `{"group_id":"g","topic":"t"}`)
-	var conv struct{ Conversation struct{ ID string } }
-	if err := json.Unmarshal([]byte(body), &conv); err != nil {
-		t.Fatal(err)
-	}
-	id := conv.Conversation.ID
+	id := api.CreateConversation(t, key, "g", "t").ID
 
 	watch := func(args ...string) (int, []map[string]any, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // liveness guard
@@ -50,11 +46,13 @@ func TestWatch(t *testing.T) {
 		code, events, stderr = watch("--group", "g", "--count", "2")
 	}()
 	// Post until the watcher has both: it may connect after the first.
+	pace := time.NewTicker(50 * time.Millisecond)
+	defer pace.Stop()
 	for i := 0; ; i++ {
-		post(t, url+"/v1/threads/CreateMessage", key, `{"conversation_id":"`+id+`","author_id":"a","text":"m`+string(rune('0'+i%10))+`"}`)
+		api.MustPost(t, "CreateMessage", key, `{"conversation_id":"`+id+`","author_id":"a","text":"m`+string(rune('0'+i%10))+`"}`)
 		select {
 		case <-done:
-		case <-time.After(50 * time.Millisecond):
+		case <-pace.C:
 			continue
 		}
 		break
@@ -67,7 +65,7 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("watch did not print the last cursor to resume from: %q", stderr)
 	}
 
-	post(t, url+"/v1/threads/UpdateConversation", key, `{"id":"`+id+`","topic":"later"}`)
+	api.MustPost(t, "UpdateConversation", key, `{"id":"`+id+`","topic":"later"}`)
 	code, events, stderr = watch("--conversation", id, "--after", cursor[1], "--count", "1")
 	if code != 0 || len(events) != 1 || events[0]["type"] != "conversation.updated" {
 		t.Fatalf("resume: exit %d, events %v, stderr %s", code, events, stderr)
