@@ -55,3 +55,13 @@ func TestJSONStringSize(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkJSONSize: the cost the answer bound adds to each message a
+// page reads (a short message, as most are).
+func BenchmarkJSONSize(b *testing.B) {
+	m := &threads.Message{ID: "019ab3c4-5d6e-7f80-9a1b-2c3d4e5f6a7b", ConversationID: "019ab3c4-5d6e-7f80-9a1b-2c3d4e5f6a7c",
+		AuthorID: "author-42", Text: "Have you tried turning it off and on again? It usually helps."}
+	for b.Loop() {
+		_ = m.JSONSize()
+	}
+}
