@@ -71,7 +71,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	bctx, stopBroker := context.WithCancel(context.Background())
 	defer stopBroker()
 	go events.Run(bctx, 10*time.Minute)
-	api := server.New(server.Config{Store: db, Logger: log, Broker: events, MaxStreamsPerKey: *maxStreams,
+	api := server.New(server.Config{Store: db, Logger: log, Events: events, MaxStreamsPerKey: *maxStreams,
 		RequestTimeout: *reqTimeout, RateLimit: *rateLimit, RateBurst: *rateBurst, KeyCacheTTL: *keyTTL})
 	srv := server.HTTPServer(*addr, api.Handler(), log)
 	srv.RegisterOnShutdown(api.StopStreams)

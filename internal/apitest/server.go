@@ -40,7 +40,7 @@ func ServeHTTP(t testing.TB, st threads.Store, tweak func(*http.Server), opts ..
 	for _, o := range opts {
 		o(&cfg, &bcfg)
 	}
-	cfg.Broker = broker.New(bcfg)
+	cfg.Events = broker.New(bcfg)
 	api := server.New(cfg)
 	h := api.Handler()
 	ts := httptest.NewUnstartedServer(h)

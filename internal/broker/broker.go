@@ -83,10 +83,10 @@ func New(cfg Config) *Broker {
 	return b
 }
 
+var _ threads.Events = (*Broker)(nil)
+
 // Stats are the broker's counters, for metrics.
-type Stats struct {
-	Subscribers, Dropped, Delivered int64
-}
+type Stats = threads.EventStats
 
 // Stats returns the current counters.
 func (b *Broker) Stats() Stats {

@@ -18,7 +18,7 @@ var group = threads.EventFilter{GroupID: "g"}
 
 // next reads one event with a generous bound: a liveness guard, not a
 // speed assertion.
-func next(t *testing.T, s *broker.Subscription) *threads.Event {
+func next(t *testing.T, s threads.Subscription) *threads.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()

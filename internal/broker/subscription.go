@@ -9,9 +9,8 @@ import (
 )
 
 // ErrDropped ends a subscription that fell more than Config.Buffer events
-// behind. Nothing is lost: the client resumes from the last cursor it
-// received.
-var ErrDropped = threads.Errorf(threads.EUNAVAILABLE, "the subscriber fell too far behind; resume from the last cursor received")
+// behind (threads.ErrSubscriberDropped).
+var ErrDropped = threads.ErrSubscriberDropped
 
 // Subscription is one client's stream: first the events after its
 // cursor, read from the log, then live events, each exactly once and in
@@ -38,7 +37,7 @@ type Subscription struct {
 // after the cursor: the zero cursor means "from now on"; a cursor older
 // than the retention window yields one resync_required event and then
 // follows from now on. Close it when done.
-func (b *Broker) Subscribe(ctx context.Context, tenant string, f threads.EventFilter, after threads.EventCursor) (*Subscription, error) {
+func (b *Broker) Subscribe(ctx context.Context, tenant string, f threads.EventFilter, after threads.EventCursor) (threads.Subscription, error) {
 	t, err := b.acquire(ctx, tenant)
 	if err != nil {
 		return nil, err

@@ -25,6 +25,22 @@ func tenantFrom(ctx context.Context) (string, error) {
 	return t, nil
 }
 
+// admit is the one admission path of every call, on every protocol and
+// for streams (the Connect interceptor, the m3o routes, openStream): the
+// caller's key, the tenant it acts for (in the returned context), and the
+// key's rate, whose headers go into limits. Each path records the call
+// with finish.
+func (s *Server) admit(ctx context.Context, h, limits http.Header) (context.Context, *threads.Key, error) {
+	tenant, key, err := s.authenticate(ctx, h)
+	if err != nil {
+		return ctx, nil, err
+	}
+	if err := s.limiter.allow(key.ID, limits); err != nil {
+		return ctx, nil, err
+	}
+	return withTenant(ctx, tenant), key, nil
+}
+
 // namespaceHeader is m3o's tenant header.
 const namespaceHeader = "Micro-Namespace"
 

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 
-	"connectrpc.com/connect"
 	"github.com/threads-server/threads"
 	pb "github.com/threads-server/threads/internal/gen/threadspb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -13,27 +12,27 @@ import (
 // gRPC and gRPC-Web reach them through connect-go; the m3o JSON routes
 // through m3o.go. They return domain errors; each protocol renders them.
 
-func (s *Server) CreateConversation(ctx context.Context, req *connect.Request[pb.CreateConversationRequest]) (*connect.Response[pb.CreateConversationResponse], error) {
+func (s *Server) CreateConversation(ctx context.Context, req *pb.CreateConversationRequest) (*pb.CreateConversationResponse, error) {
 	tenant, err := tenantFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c := &threads.Conversation{ID: s.newID(), GroupID: req.Msg.GetGroupId(), Topic: req.Msg.GetTopic()}
+	c := &threads.Conversation{ID: s.newID(), GroupID: req.GetGroupId(), Topic: req.GetTopic()}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	if err := s.store.CreateConversation(ctx, tenant, c); err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&pb.CreateConversationResponse{Conversation: pbConversation(c)}), nil
+	return &pb.CreateConversationResponse{Conversation: pbConversation(c)}, nil
 }
 
-func (s *Server) ReadConversation(ctx context.Context, req *connect.Request[pb.ReadConversationRequest]) (*connect.Response[pb.ReadConversationResponse], error) {
+func (s *Server) ReadConversation(ctx context.Context, req *pb.ReadConversationRequest) (*pb.ReadConversationResponse, error) {
 	tenant, err := tenantFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	id, group := req.Msg.GetId(), req.Msg.GetGroupId().GetValue()
+	id, group := req.GetId(), req.GetGroupId().GetValue()
 	if err := threads.ValidateConversationID("id", id, threads.ErrMissingID); err != nil {
 		return nil, err
 	}
@@ -44,15 +43,15 @@ func (s *Server) ReadConversation(ctx context.Context, req *connect.Request[pb.R
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&pb.ReadConversationResponse{Conversation: pbConversation(c)}), nil
+	return &pb.ReadConversationResponse{Conversation: pbConversation(c)}, nil
 }
 
-func (s *Server) UpdateConversation(ctx context.Context, req *connect.Request[pb.UpdateConversationRequest]) (*connect.Response[pb.UpdateConversationResponse], error) {
+func (s *Server) UpdateConversation(ctx context.Context, req *pb.UpdateConversationRequest) (*pb.UpdateConversationResponse, error) {
 	tenant, err := tenantFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	id, topic := req.Msg.GetId(), req.Msg.GetTopic()
+	id, topic := req.GetId(), req.GetTopic()
 	if err := threads.ValidateConversationID("id", id, threads.ErrMissingID); err != nil {
 		return nil, err
 	}
@@ -63,29 +62,29 @@ func (s *Server) UpdateConversation(ctx context.Context, req *connect.Request[pb
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&pb.UpdateConversationResponse{Conversation: pbConversation(c)}), nil
+	return &pb.UpdateConversationResponse{Conversation: pbConversation(c)}, nil
 }
 
-func (s *Server) DeleteConversation(ctx context.Context, req *connect.Request[pb.DeleteConversationRequest]) (*connect.Response[pb.DeleteConversationResponse], error) {
+func (s *Server) DeleteConversation(ctx context.Context, req *pb.DeleteConversationRequest) (*pb.DeleteConversationResponse, error) {
 	tenant, err := tenantFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if err := threads.ValidateConversationID("id", req.Msg.GetId(), threads.ErrMissingID); err != nil {
+	if err := threads.ValidateConversationID("id", req.GetId(), threads.ErrMissingID); err != nil {
 		return nil, err
 	}
-	if err := s.store.DeleteConversation(ctx, tenant, req.Msg.GetId()); err != nil {
+	if err := s.store.DeleteConversation(ctx, tenant, req.GetId()); err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&pb.DeleteConversationResponse{}), nil
+	return &pb.DeleteConversationResponse{}, nil
 }
 
-func (s *Server) ListConversations(ctx context.Context, req *connect.Request[pb.ListConversationsRequest]) (*connect.Response[pb.ListConversationsResponse], error) {
+func (s *Server) ListConversations(ctx context.Context, req *pb.ListConversationsRequest) (*pb.ListConversationsResponse, error) {
 	tenant, err := tenantFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	f, err := threads.NewConversationFilter(req.Msg.GetGroupId(), int32Ptr(req.Msg.GetLimit()), req.Msg.GetPageToken())
+	f, err := threads.NewConversationFilter(req.GetGroupId(), int32Ptr(req.GetLimit()), req.GetPageToken())
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +96,7 @@ func (s *Server) ListConversations(ctx context.Context, req *connect.Request[pb.
 	for i, c := range cs {
 		res.Conversations[i] = pbConversation(c)
 	}
-	return connect.NewResponse(res), nil
+	return res, nil
 }
 
 func pbConversation(c *threads.Conversation) *pb.Conversation {

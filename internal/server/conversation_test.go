@@ -179,7 +179,7 @@ func TestDeleteConversationRemovesMessages(t *testing.T) {
 			}
 		}},
 	})
-	if ms, err := e.Store.RecentMessages(ctx, "acme", []string{doomed}, threads.MaxMessageLimit); err != nil || len(ms) != 0 {
+	if ms, err := e.Store.RecentMessages(ctx, "acme", threads.RecentFilter{ConversationIDs: []string{doomed}, PerConversation: threads.MaxMessageLimit}); err != nil || len(ms) != 0 {
 		t.Errorf("store still returns %d messages of the deleted conversation (err %v)", len(ms), err)
 	}
 }

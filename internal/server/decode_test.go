@@ -94,9 +94,8 @@ func TestUndecodableRequests(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cl := threadspbconnect.NewThreadsClient(c.hc, e.URL, append(c.opts, connect.WithCodec(c.codec))...)
-			req := connect.NewRequest(&pb.CreateConversationRequest{GroupId: "g", Topic: "t"})
-			req.Header().Set("Authorization", "Bearer "+e.Key)
-			_, err := cl.CreateConversation(t.Context(), req)
+			req := &pb.CreateConversationRequest{GroupId: "g", Topic: "t"}
+			_, err := cl.CreateConversation(callContext(t.Context(), "Authorization", "Bearer "+e.Key), req)
 			wantBadRequest(t, err, c.wantMsg)
 			if got := requestsCounted(t, reg, "CreateConversation", c.proto, threads.EBADREQUEST); got == 0 {
 				t.Errorf("not counted in threads_requests_total{method=CreateConversation,protocol=%s,code=BAD_REQUEST}", c.proto)
@@ -109,9 +108,8 @@ func TestUndecodableRequests(t *testing.T) {
 			// the streaming path).
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // liveness guard
 			defer cancel()
-			sreq := connect.NewRequest(&pb.SubscribeRequest{GroupId: "g"})
-			sreq.Header().Set("Authorization", "Bearer "+e.Key)
-			s, err := cl.Subscribe(ctx, sreq)
+			sreq := &pb.SubscribeRequest{GroupId: "g"}
+			s, err := cl.Subscribe(callContext(ctx, "Authorization", "Bearer "+e.Key), sreq)
 			if err == nil {
 				defer s.Close()
 				if s.Receive() {
@@ -129,7 +127,7 @@ func TestUndecodableRequests(t *testing.T) {
 
 	t.Run("without a key it is UNAUTHORIZED, as on the m3o routes", func(t *testing.T) {
 		cl := threadspbconnect.NewThreadsClient(http.DefaultClient, e.URL, connect.WithCodec(rawCodec{"proto", garbage}))
-		_, err := cl.CreateConversation(t.Context(), connect.NewRequest(&pb.CreateConversationRequest{}))
+		_, err := cl.CreateConversation(t.Context(), &pb.CreateConversationRequest{})
 		if connect.CodeOf(err) != connect.CodeUnauthenticated {
 			t.Errorf("got %v, want Unauthenticated", err)
 		}
@@ -137,10 +135,9 @@ func TestUndecodableRequests(t *testing.T) {
 	t.Run("valid requests still decode", func(t *testing.T) {
 		for _, opts := range [][]connect.ClientOption{nil, {connect.WithProtoJSON()}} {
 			cl := threadspbconnect.NewThreadsClient(http.DefaultClient, e.URL, opts...)
-			req := connect.NewRequest(&pb.CreateConversationRequest{GroupId: "decoded", Topic: "t"})
-			req.Header().Set("Authorization", "Bearer "+e.Key)
-			res, err := cl.CreateConversation(t.Context(), req)
-			if err != nil || res.Msg.GetConversation().GetGroupId() != "decoded" {
+			req := &pb.CreateConversationRequest{GroupId: "decoded", Topic: "t"}
+			res, err := cl.CreateConversation(callContext(t.Context(), "Authorization", "Bearer "+e.Key), req)
+			if err != nil || res.GetConversation().GetGroupId() != "decoded" {
 				t.Fatalf("got %v, %v", res, err)
 			}
 		}

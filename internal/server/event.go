@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/threads-server/threads"
-	"github.com/threads-server/threads/internal/broker"
 	pb "github.com/threads-server/threads/internal/gen/threadspb"
 )
 
@@ -30,7 +29,7 @@ func (s *Server) StopStreams() { s.streams.stop() }
 
 // stream is one open subscription with its limits applied.
 type stream struct {
-	*broker.Subscription
+	threads.Subscription
 	// ctx ends with the client, at the stream's lifetime, at shutdown,
 	// or with a cause (errKeyRevoked) when its key stops authenticating.
 	ctx   context.Context
@@ -44,16 +43,17 @@ type stream struct {
 // maximum lifetime, at shutdown, or when the key is revoked
 // (streams.watch).
 func (s *Server) openStream(ctx context.Context, h, limits http.Header, convIDs []string, groupID, after string) (*stream, error) {
-	if s.broker == nil {
+	if s.events == nil {
 		return nil, threads.Errorf(threads.EUNAVAILABLE, "live events are not enabled on this server")
 	}
 	octx, done := context.WithTimeout(ctx, s.requestTimeout)
 	defer done()
-	tenant, key, err := s.authenticate(octx, h)
+	actx, key, err := s.admit(octx, h, limits)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.limiter.allow(key.ID, limits); err != nil {
+	tenant, err := tenantFrom(actx)
+	if err != nil {
 		return nil, err
 	}
 	f, err := threads.NewEventFilter(convIDs, groupID)
@@ -70,7 +70,7 @@ func (s *Server) openStream(ctx context.Context, h, limits http.Header, convIDs 
 		revoke(nil)
 		return nil, err
 	}
-	sub, err := s.broker.Subscribe(octx, tenant, f, cursor)
+	sub, err := s.events.Subscribe(octx, tenant, f, cursor)
 	if err != nil {
 		release()
 		revoke(nil)

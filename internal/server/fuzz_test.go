@@ -92,9 +92,9 @@ func fuzzMethod(f *testing.F, method string, seeds ...string) {
 	for _, seed := range seeds {
 		f.Add([]byte(strings.ReplaceAll(seed, "CONV", conv.ID)))
 	}
-	call := s.m3o[method]
+	route := s.m3o[method]
 	f.Fuzz(func(t *testing.T, body []byte) {
-		out, err := call(ctx, body, nil)
+		out, err := route.serve(ctx, body, nil)
 		if err != nil {
 			e := domainError(err)
 			switch e.Code {

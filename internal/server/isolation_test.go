@@ -587,14 +587,15 @@ func streamOpener(t *testing.T, e *testEnv, transport, key, ns string, q url.Val
 	client := threadspbconnect.NewThreadsClient(hc, e.URL, opts...)
 	return func(after string) (*testStream, int, string) {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // liveness guard
-		req := connect.NewRequest(&pb.SubscribeRequest{ConversationIds: q["conversation_id"], GroupId: q.Get("group_id"), After: after})
+		req := &pb.SubscribeRequest{ConversationIds: q["conversation_id"], GroupId: q.Get("group_id"), After: after}
+		var headers []string
 		if key != "" {
-			req.Header().Set("Authorization", "Bearer "+key)
+			headers = append(headers, "Authorization", "Bearer "+key)
 		}
 		if ns != "" {
-			req.Header().Set("Micro-Namespace", ns)
+			headers = append(headers, "Micro-Namespace", ns)
 		}
-		s, err := client.Subscribe(ctx, req)
+		s, err := client.Subscribe(callContext(ctx, headers...), req)
 		if err != nil {
 			cancel()
 			t.Fatal(err)

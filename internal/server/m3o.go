@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/threads-server/threads"
 	pb "github.com/threads-server/threads/internal/gen/threadspb"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -21,29 +20,29 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// The m3o JSON routes are a thin adapter over the Connect handlers: they
-// decode the body into the same request message, call the same method, and
-// render the result (or the error envelope) in the m3o shape.
+// The m3o JSON routes are a thin adapter over the handlers Connect calls:
+// they decode the body into the same request message, call the same
+// method, and render the result (or the error envelope) in the m3o shape.
 
-// m3oMethod decodes a JSON body, calls a handler and appends its encoded
-// response to dst.
-type m3oMethod func(ctx context.Context, body, dst []byte) ([]byte, error)
+// m3oRoute serves one method on the m3o routes.
+type m3oRoute struct {
+	newRequest func() proto.Message
+	call       func(context.Context, proto.Message) (proto.Message, error)
+	// encode appends the answer in m3o's JSON; TestM3OEncodersMatchProtoJSON
+	// holds it to protojson's, field by field.
+	encode func(dst []byte, res proto.Message) []byte
+}
 
-// m3oAdapt builds an m3oMethod from a handler and a response encoder.
-func m3oAdapt[Req, Res any, PReq interface {
-	*Req
-	proto.Message
-}](call func(context.Context, *connect.Request[Req]) (*connect.Response[Res], error), encode func([]byte, *Res) []byte) m3oMethod {
-	return func(ctx context.Context, body, dst []byte) ([]byte, error) {
-		req := PReq(new(Req))
-		if err := decodeRequest(body, req); err != nil {
-			return nil, err
-		}
-		res, err := call(ctx, connect.NewRequest((*Req)(req)))
-		if err != nil {
-			return nil, err
-		}
-		return encode(dst, res.Msg), nil
+// m3oAdapt builds the route of a handler and its answer's encoder.
+func m3oAdapt[Req, Res proto.Message](call func(context.Context, Req) (Res, error), encode func([]byte, Res) []byte) m3oRoute {
+	var zero Req
+	typ := zero.ProtoReflect().Type()
+	return m3oRoute{
+		newRequest: func() proto.Message { return typ.New().Interface() },
+		call: func(ctx context.Context, req proto.Message) (proto.Message, error) {
+			return call(ctx, req.(Req))
+		},
+		encode: func(dst []byte, res proto.Message) []byte { return encode(dst, res.(Res)) },
 	}
 }
 
@@ -123,9 +122,13 @@ func kindName(fd protoreflect.FieldDescriptor) string {
 	return fd.Kind().String()
 }
 
-// m3oMethods maps each method name to its adapter.
-func (s *Server) m3oMethods() map[string]m3oMethod {
-	return map[string]m3oMethod{
+// m3oRoutes maps each method of the service to its route. The proto's
+// service descriptor is the list of methods: New refuses to start when a
+// unary method has no route here or a route no method (checkRoutes), and
+// TestEveryMethodIsServed checks the rest (isolation matrix, fuzz target,
+// docs). Server-streaming methods have the SSE route instead.
+func (s *Server) m3oRoutes() map[string]m3oRoute {
+	return map[string]m3oRoute{
 		"CreateConversation": m3oAdapt(s.CreateConversation, func(b []byte, r *pb.CreateConversationResponse) []byte {
 			return appendConversationResponse(b, r.GetConversation())
 		}),
@@ -159,6 +162,24 @@ func (s *Server) m3oMethods() map[string]m3oMethod {
 	}
 }
 
+// checkRoutes holds the routes to the service descriptor: every unary
+// method has a route, and every route a method.
+func checkRoutes(routes map[string]m3oRoute) error {
+	methods := pb.File_threads_proto.Services().ByName("Threads").Methods()
+	for i := range methods.Len() {
+		m := methods.Get(i)
+		if _, ok := routes[string(m.Name())]; !ok && !m.IsStreamingServer() {
+			return fmt.Errorf("server: method %s has no m3o route", m.Name())
+		}
+	}
+	for name := range routes {
+		if m := methods.ByName(protoreflect.Name(name)); m == nil || m.IsStreamingServer() {
+			return fmt.Errorf("server: m3o route %s is no unary method of the service", name)
+		}
+	}
+	return nil
+}
+
 func appendConversationResponse(b []byte, c *pb.Conversation) []byte {
 	b = append(b, `{"conversation":`...)
 	b = appendConversation(b, c)
@@ -171,11 +192,25 @@ func appendMessagesResponse(b []byte, ms []*pb.Message) []byte {
 	return append(b, '}')
 }
 
+// serve decodes body, calls the handler and appends the answer to dst
+// (serveM3O passes the rest of the body's buffer).
+func (r m3oRoute) serve(ctx context.Context, body, dst []byte) ([]byte, error) {
+	req := r.newRequest()
+	if err := decodeRequest(body, req); err != nil {
+		return nil, err
+	}
+	res, err := r.call(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return r.encode(dst, res), nil
+}
+
 // serveM3O serves POST /v1/threads/{method} and /threads/Threads/{method}.
 func (s *Server) serveM3O(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	name := r.PathValue("method")
-	call, ok := s.m3o[name]
+	route, ok := s.m3o[name]
 	if !ok {
 		// Counted as "unknown": the caller's name is no label.
 		writeError(w, s.finish(r.Context(), methodUnknown, "m3o", start,
@@ -189,10 +224,7 @@ func (s *Server) serveM3O(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
 	defer cancel()
-	tenant, key, err := s.authenticate(ctx, r.Header)
-	if err == nil {
-		err = s.limiter.allow(key.ID, w.Header())
-	}
+	ctx, _, err := s.admit(ctx, r.Header, w.Header())
 	buf := getBuffer()
 	defer putBuffer(buf)
 	var body, out []byte
@@ -206,7 +238,7 @@ func (s *Server) serveM3O(w http.ResponseWriter, r *http.Request) {
 		}
 		if err == nil {
 			// The answer goes after the body in the same buffer.
-			out, err = call(withTenant(ctx, tenant), body, body[len(body):])
+			out, err = route.serve(ctx, body, body[len(body):])
 		}
 	}
 	if e := s.finish(ctx, name, "m3o", start, err); e != nil {

@@ -4,23 +4,22 @@ import (
 	"context"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/threads-server/threads"
 	pb "github.com/threads-server/threads/internal/gen/threadspb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
-func (s *Server) CreateMessage(ctx context.Context, req *connect.Request[pb.CreateMessageRequest]) (*connect.Response[pb.CreateMessageResponse], error) {
+func (s *Server) CreateMessage(ctx context.Context, req *pb.CreateMessageRequest) (*pb.CreateMessageResponse, error) {
 	tenant, err := tenantFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
 	m := &threads.Message{
-		ID:             req.Msg.GetId(),
-		ConversationID: req.Msg.GetConversationId(),
-		AuthorID:       req.Msg.GetAuthorId(),
-		Text:           req.Msg.GetText(),
+		ID:             req.GetId(),
+		ConversationID: req.GetConversationId(),
+		AuthorID:       req.GetAuthorId(),
+		Text:           req.GetText(),
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -32,23 +31,23 @@ func (s *Server) CreateMessage(ctx context.Context, req *connect.Request[pb.Crea
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&pb.CreateMessageResponse{Message: pbMessage(stored)}), nil
+	return &pb.CreateMessageResponse{Message: pbMessage(stored)}, nil
 }
 
-func (s *Server) ListMessages(ctx context.Context, req *connect.Request[pb.ListMessagesRequest]) (*connect.Response[pb.ListMessagesResponse], error) {
+func (s *Server) ListMessages(ctx context.Context, req *pb.ListMessagesRequest) (*pb.ListMessagesResponse, error) {
 	tenant, err := tenantFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var before *time.Time
-	if ts := req.Msg.GetSentBefore(); ts != nil {
+	if ts := req.GetSentBefore(); ts != nil {
 		if err := ts.CheckValid(); err != nil {
 			return nil, threads.Errorf(threads.EBADREQUEST, "sent_before is not a valid timestamp")
 		}
 		t := ts.AsTime()
 		before = &t
 	}
-	f, err := threads.NewMessageFilter(req.Msg.GetConversationId(), before, int32Ptr(req.Msg.GetLimit()))
+	f, err := threads.NewMessageFilter(req.GetConversationId(), before, int32Ptr(req.GetLimit()))
 	if err != nil {
 		return nil, err
 	}
@@ -56,23 +55,23 @@ func (s *Server) ListMessages(ctx context.Context, req *connect.Request[pb.ListM
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&pb.ListMessagesResponse{Messages: pbMessages(ms)}), nil
+	return &pb.ListMessagesResponse{Messages: pbMessages(ms)}, nil
 }
 
-func (s *Server) RecentMessages(ctx context.Context, req *connect.Request[pb.RecentMessagesRequest]) (*connect.Response[pb.RecentMessagesResponse], error) {
+func (s *Server) RecentMessages(ctx context.Context, req *pb.RecentMessagesRequest) (*pb.RecentMessagesResponse, error) {
 	tenant, err := tenantFrom(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ids, per, err := threads.NewRecentFilter(req.Msg.GetConversationIds(), int32Ptr(req.Msg.GetLimitPerConversation()))
+	f, err := threads.NewRecentFilter(req.GetConversationIds(), int32Ptr(req.GetLimitPerConversation()))
 	if err != nil {
 		return nil, err
 	}
-	ms, err := s.store.RecentMessages(ctx, tenant, ids, per)
+	ms, err := s.store.RecentMessages(ctx, tenant, f)
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&pb.RecentMessagesResponse{Messages: pbMessages(ms)}), nil
+	return &pb.RecentMessagesResponse{Messages: pbMessages(ms)}, nil
 }
 
 func pbMessage(m *threads.Message) *pb.Message {

@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/threads-server/threads"
-	"github.com/threads-server/threads/internal/broker"
 	pb "github.com/threads-server/threads/internal/gen/threadspb"
 	"github.com/threads-server/threads/internal/gen/threadspb/threadspbconnect"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -25,7 +24,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 }
 
-func newMetrics(reg prometheus.Registerer, b *broker.Broker) *metrics {
+func newMetrics(reg prometheus.Registerer, b threads.Events) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "threads_requests_total",

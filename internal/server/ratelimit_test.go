@@ -44,9 +44,8 @@ func TestRateLimit(t *testing.T) {
 	}
 
 	c := threadspbconnect.NewThreadsClient(http.DefaultClient, e.URL)
-	req := connect.NewRequest(&pb.ListConversationsRequest{GroupId: "g"})
-	req.Header().Set("Authorization", "Bearer "+e.Key)
-	_, err := c.ListConversations(context.Background(), req)
+	req := &pb.ListConversationsRequest{GroupId: "g"}
+	_, err := c.ListConversations(callContext(context.Background(), "Authorization", "Bearer "+e.Key), req)
 	var ce *connect.Error
 	if !errors.As(err, &ce) || ce.Code() != connect.CodeResourceExhausted || ce.Meta().Get("Threads-Error-Id") != threads.ERATELIMITED || ce.Meta().Get("Retry-After") == "" {
 		t.Errorf("Connect past the limit: %v, want ResourceExhausted RATE_LIMITED with Retry-After", err)

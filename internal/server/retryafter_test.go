@@ -38,9 +38,8 @@ func subscribeErr(t *testing.T, c threadspbconnect.ThreadsClient, key string) *c
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // liveness guard
 	defer cancel()
-	req := connect.NewRequest(&pb.SubscribeRequest{GroupId: "g"})
-	req.Header().Set("Authorization", "Bearer "+key)
-	s, err := c.Subscribe(ctx, req)
+	req := &pb.SubscribeRequest{GroupId: "g"}
+	s, err := c.Subscribe(callContext(ctx, "Authorization", "Bearer "+key), req)
 	if err == nil {
 		defer s.Close()
 		if s.Receive() {
@@ -58,9 +57,8 @@ func subscribeErr(t *testing.T, c threadspbconnect.ThreadsClient, key string) *c
 // createErr calls CreateConversation and returns its error.
 func createErr(t *testing.T, c threadspbconnect.ThreadsClient, key string) *connect.Error {
 	t.Helper()
-	req := connect.NewRequest(&pb.CreateConversationRequest{GroupId: "g", Topic: "t"})
-	req.Header().Set("Authorization", "Bearer "+key)
-	_, err := c.CreateConversation(t.Context(), req)
+	req := &pb.CreateConversationRequest{GroupId: "g", Topic: "t"}
+	_, err := c.CreateConversation(callContext(t.Context(), "Authorization", "Bearer "+key), req)
 	var ce *connect.Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("CreateConversation: %v, want a refusal", err)

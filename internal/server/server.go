@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/threads-server/threads"
-	"github.com/threads-server/threads/internal/broker"
 	"github.com/threads-server/threads/internal/gen/threadspb/threadspbconnect"
 )
 
@@ -25,8 +24,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the server's metrics; nil makes a private one.
 	Registry *prometheus.Registry
-	// Broker serves live events; nil disables them (UNAVAILABLE).
-	Broker *broker.Broker
+	// Events serves live events (internal/broker); nil disables them
+	// (UNAVAILABLE).
+	Events threads.Events
 	// MaxStreamsPerKey bounds the open event streams of one key
 	// (default DefaultMaxStreamsPerKey); more is RATE_LIMITED.
 	MaxStreamsPerKey int
@@ -71,9 +71,9 @@ type Server struct {
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	metrics *metrics
-	m3o     map[string]m3oMethod
+	m3o     map[string]m3oRoute
 
-	broker              *broker.Broker
+	events              threads.Events
 	streams             *streams
 	heartbeat, lifetime time.Duration
 	requestTimeout      time.Duration
@@ -87,7 +87,7 @@ var _ threadspbconnect.ThreadsHandler = (*Server)(nil)
 
 // New returns a Server over cfg.Store.
 func New(cfg Config) *Server {
-	s := &Server{store: cfg.Store, log: cfg.Logger, reg: cfg.Registry, broker: cfg.Broker,
+	s := &Server{store: cfg.Store, log: cfg.Logger, reg: cfg.Registry, events: cfg.Events,
 		heartbeat: cfg.Heartbeat, lifetime: cfg.StreamLifetime}
 	s.streams = newStreams(cfg.MaxStreamsPerKey, cfg.StreamKeyCheck, s.keyValid)
 	if s.heartbeat <= 0 {
@@ -110,8 +110,11 @@ func New(cfg Config) *Server {
 	}
 	s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	s.keys = newKeyCache(cfg.KeyCacheTTL, cfg.Now)
-	s.metrics = newMetrics(s.reg, s.broker)
-	s.m3o = s.m3oMethods()
+	s.metrics = newMetrics(s.reg, s.events)
+	s.m3o = s.m3oRoutes()
+	if err := checkRoutes(s.m3o); err != nil {
+		panic(err) // a method added to the proto without its route: fail at start, in every test
+	}
 	return s
 }
 
@@ -166,13 +169,10 @@ func (s *Server) interceptor() connect.Interceptor {
 			proc := req.Spec().Procedure
 			method := proc[strings.LastIndexByte(proc, '/')+1:]
 			limits := http.Header{}
-			tenant, key, err := s.authenticate(ctx, req.Header())
-			if err == nil {
-				err = s.limiter.allow(key.ID, limits)
-			}
+			ctx, _, err := s.admit(ctx, req.Header(), limits)
 			var res connect.AnyResponse
 			if err == nil {
-				res, err = next(withTenant(ctx, tenant), req)
+				res, err = next(ctx, req)
 			}
 			if e := s.finish(ctx, method, req.Peer().Protocol, start, err); e != nil {
 				ce := connectError(e)

@@ -287,9 +287,8 @@ func TestFramingKeepsValidConnections(t *testing.T) {
 		t.Run(hc.name, func(t *testing.T) {
 			c := threadspbconnect.NewThreadsClient(hc.c, e.URL, hc.opts...)
 			for range 3 {
-				req := connect.NewRequest(&pb.CreateConversationRequest{GroupId: "go", Topic: "t"})
-				req.Header().Set("Authorization", "Bearer "+e.Key)
-				if _, err := c.CreateConversation(context.Background(), req); err != nil {
+				req := &pb.CreateConversationRequest{GroupId: "go", Topic: "t"}
+				if _, err := c.CreateConversation(callContext(context.Background(), "Authorization", "Bearer "+e.Key), req); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -9,7 +9,6 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/threads-server/threads"
-	"github.com/threads-server/threads/internal/broker"
 	pb "github.com/threads-server/threads/internal/gen/threadspb"
 )
 
@@ -189,7 +188,7 @@ func (s *Server) endStream(ctx context.Context, err error) {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 	case threads.ErrorCode(err) == threads.EUNAUTHORIZED:
 		logFrom(ctx, s.log).Info("event stream ended: its key was revoked")
-	case errors.Is(err, broker.ErrDropped):
+	case errors.Is(err, threads.ErrSubscriberDropped):
 		logFrom(ctx, s.log).Info("event stream dropped: subscriber too slow")
 	default:
 		logFrom(ctx, s.log).Warn("event stream ended", "err", err)
@@ -199,10 +198,14 @@ func (s *Server) endStream(ctx context.Context, err error) {
 // Subscribe is the same subscription as a server-streaming RPC. Streaming
 // calls bypass the unary interceptor, so it authenticates through
 // openStream like the SSE route.
-func (s *Server) Subscribe(ctx context.Context, req *connect.Request[pb.SubscribeRequest], out *connect.ServerStream[pb.Event]) error {
+func (s *Server) Subscribe(ctx context.Context, req *pb.SubscribeRequest, out *connect.ServerStream[pb.Event]) error {
 	start := time.Now()
-	st, err := s.openStream(ctx, req.Header(), out.ResponseHeader(), req.Msg.GetConversationIds(), req.Msg.GetGroupId(), req.Msg.GetAfter())
-	if e := s.finish(ctx, "Subscribe", req.Peer().Protocol, start, err); e != nil {
+	call, ok := connect.CallInfoForHandlerContext(ctx)
+	if !ok {
+		return connectError(threads.Internal(errors.New("server: Subscribe without call info")))
+	}
+	st, err := s.openStream(ctx, call.RequestHeader(), out.ResponseHeader(), req.GetConversationIds(), req.GetGroupId(), req.GetAfter())
+	if e := s.finish(ctx, "Subscribe", call.Peer().Protocol, start, err); e != nil {
 		return connectError(e)
 	}
 	defer st.close()

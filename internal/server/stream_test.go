@@ -44,9 +44,8 @@ func openRPC(t *testing.T, hc *http.Client, url, key string, req *pb.SubscribeRe
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // liveness guard
 	t.Cleanup(cancel)
-	r := connect.NewRequest(req)
-	r.Header().Set("Authorization", "Bearer "+key)
-	s, err := threadspbconnect.NewThreadsClient(hc, url, opts...).Subscribe(ctx, r)
+	r := req
+	s, err := threadspbconnect.NewThreadsClient(hc, url, opts...).Subscribe(callContext(ctx, "Authorization", "Bearer "+key), r)
 	if err != nil {
 		t.Fatal(err)
 	}

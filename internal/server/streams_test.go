@@ -27,7 +27,7 @@ func TestRevokedStreamEndsWithEventsQueued(t *testing.T) {
 	}
 	defer db.Close()
 	b := broker.New(broker.Config{Store: db, Logger: log})
-	s := New(Config{Store: db, Broker: b, Logger: log, KeyCacheTTL: 10 * time.Millisecond,
+	s := New(Config{Store: db, Events: b, Logger: log, KeyCacheTTL: 10 * time.Millisecond,
 		StreamKeyCheck: 10 * time.Millisecond, Heartbeat: time.Hour})
 	defer s.StopStreams()
 	ctx := context.Background()

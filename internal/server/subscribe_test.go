@@ -33,9 +33,8 @@ func TestSubscribeRPC(t *testing.T) {
 			open := func(key string, req *pb.SubscribeRequest) *connect.ServerStreamForClient[pb.Event] {
 				ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // liveness guard
 				t.Cleanup(cancel)
-				r := connect.NewRequest(req)
-				r.Header().Set("Authorization", "Bearer "+key)
-				s, err := c.Subscribe(ctx, r)
+				r := req
+				s, err := c.Subscribe(callContext(ctx, "Authorization", "Bearer "+key), r)
 				if err != nil {
 					t.Fatal(err)
 				}

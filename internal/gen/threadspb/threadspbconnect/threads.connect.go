@@ -67,29 +67,29 @@ const (
 // ThreadsClient is a client for the threads.Threads service.
 type ThreadsClient interface {
 	// Create a conversation
-	CreateConversation(context.Context, *connect.Request[threadspb.CreateConversationRequest]) (*connect.Response[threadspb.CreateConversationResponse], error)
+	CreateConversation(context.Context, *threadspb.CreateConversationRequest) (*threadspb.CreateConversationResponse, error)
 	// Read a conversation using its ID, can filter using group ID if provided
-	ReadConversation(context.Context, *connect.Request[threadspb.ReadConversationRequest]) (*connect.Response[threadspb.ReadConversationResponse], error)
+	ReadConversation(context.Context, *threadspb.ReadConversationRequest) (*threadspb.ReadConversationResponse, error)
 	// Update a conversations topic
-	UpdateConversation(context.Context, *connect.Request[threadspb.UpdateConversationRequest]) (*connect.Response[threadspb.UpdateConversationResponse], error)
+	UpdateConversation(context.Context, *threadspb.UpdateConversationRequest) (*threadspb.UpdateConversationResponse, error)
 	// Delete a conversation and all the messages within
-	DeleteConversation(context.Context, *connect.Request[threadspb.DeleteConversationRequest]) (*connect.Response[threadspb.DeleteConversationResponse], error)
+	DeleteConversation(context.Context, *threadspb.DeleteConversationRequest) (*threadspb.DeleteConversationResponse, error)
 	// List all the conversations for a group, most recently created first
-	ListConversations(context.Context, *connect.Request[threadspb.ListConversationsRequest]) (*connect.Response[threadspb.ListConversationsResponse], error)
+	ListConversations(context.Context, *threadspb.ListConversationsRequest) (*threadspb.ListConversationsResponse, error)
 	// Create a message within a conversation
-	CreateMessage(context.Context, *connect.Request[threadspb.CreateMessageRequest]) (*connect.Response[threadspb.CreateMessageResponse], error)
+	CreateMessage(context.Context, *threadspb.CreateMessageRequest) (*threadspb.CreateMessageResponse, error)
 	// List the messages within a conversation in reverse chronological order, using sent_before to
 	// offset as older messages need to be loaded
-	ListMessages(context.Context, *connect.Request[threadspb.ListMessagesRequest]) (*connect.Response[threadspb.ListMessagesResponse], error)
+	ListMessages(context.Context, *threadspb.ListMessagesRequest) (*threadspb.ListMessagesResponse, error)
 	// RecentMessages returns the most recent messages in a group of conversations. By default the
 	// most messages retrieved per conversation is 25, however this can be overriden using the
 	// limit_per_conversation option
-	RecentMessages(context.Context, *connect.Request[threadspb.RecentMessagesRequest]) (*connect.Response[threadspb.RecentMessagesResponse], error)
+	RecentMessages(context.Context, *threadspb.RecentMessagesRequest) (*threadspb.RecentMessagesResponse, error)
 	// Added: follow a group's or some conversations' events live. With a
 	// cursor (after), every event after it is replayed first, in order,
 	// exactly once; then live events follow with no gap and no duplicate.
 	// The same stream as GET /v1/threads/events (Server-Sent Events).
-	Subscribe(context.Context, *connect.Request[threadspb.SubscribeRequest]) (*connect.ServerStreamForClient[threadspb.Event], error)
+	Subscribe(context.Context, *threadspb.SubscribeRequest) (*connect.ServerStreamForClient[threadspb.Event], error)
 }
 
 // NewThreadsClient constructs a client for the threads.Threads service. By default, it uses the
@@ -174,76 +174,108 @@ type threadsClient struct {
 }
 
 // CreateConversation calls threads.Threads.CreateConversation.
-func (c *threadsClient) CreateConversation(ctx context.Context, req *connect.Request[threadspb.CreateConversationRequest]) (*connect.Response[threadspb.CreateConversationResponse], error) {
-	return c.createConversation.CallUnary(ctx, req)
+func (c *threadsClient) CreateConversation(ctx context.Context, req *threadspb.CreateConversationRequest) (*threadspb.CreateConversationResponse, error) {
+	response, err := c.createConversation.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
 }
 
 // ReadConversation calls threads.Threads.ReadConversation.
-func (c *threadsClient) ReadConversation(ctx context.Context, req *connect.Request[threadspb.ReadConversationRequest]) (*connect.Response[threadspb.ReadConversationResponse], error) {
-	return c.readConversation.CallUnary(ctx, req)
+func (c *threadsClient) ReadConversation(ctx context.Context, req *threadspb.ReadConversationRequest) (*threadspb.ReadConversationResponse, error) {
+	response, err := c.readConversation.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
 }
 
 // UpdateConversation calls threads.Threads.UpdateConversation.
-func (c *threadsClient) UpdateConversation(ctx context.Context, req *connect.Request[threadspb.UpdateConversationRequest]) (*connect.Response[threadspb.UpdateConversationResponse], error) {
-	return c.updateConversation.CallUnary(ctx, req)
+func (c *threadsClient) UpdateConversation(ctx context.Context, req *threadspb.UpdateConversationRequest) (*threadspb.UpdateConversationResponse, error) {
+	response, err := c.updateConversation.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
 }
 
 // DeleteConversation calls threads.Threads.DeleteConversation.
-func (c *threadsClient) DeleteConversation(ctx context.Context, req *connect.Request[threadspb.DeleteConversationRequest]) (*connect.Response[threadspb.DeleteConversationResponse], error) {
-	return c.deleteConversation.CallUnary(ctx, req)
+func (c *threadsClient) DeleteConversation(ctx context.Context, req *threadspb.DeleteConversationRequest) (*threadspb.DeleteConversationResponse, error) {
+	response, err := c.deleteConversation.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
 }
 
 // ListConversations calls threads.Threads.ListConversations.
-func (c *threadsClient) ListConversations(ctx context.Context, req *connect.Request[threadspb.ListConversationsRequest]) (*connect.Response[threadspb.ListConversationsResponse], error) {
-	return c.listConversations.CallUnary(ctx, req)
+func (c *threadsClient) ListConversations(ctx context.Context, req *threadspb.ListConversationsRequest) (*threadspb.ListConversationsResponse, error) {
+	response, err := c.listConversations.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
 }
 
 // CreateMessage calls threads.Threads.CreateMessage.
-func (c *threadsClient) CreateMessage(ctx context.Context, req *connect.Request[threadspb.CreateMessageRequest]) (*connect.Response[threadspb.CreateMessageResponse], error) {
-	return c.createMessage.CallUnary(ctx, req)
+func (c *threadsClient) CreateMessage(ctx context.Context, req *threadspb.CreateMessageRequest) (*threadspb.CreateMessageResponse, error) {
+	response, err := c.createMessage.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
 }
 
 // ListMessages calls threads.Threads.ListMessages.
-func (c *threadsClient) ListMessages(ctx context.Context, req *connect.Request[threadspb.ListMessagesRequest]) (*connect.Response[threadspb.ListMessagesResponse], error) {
-	return c.listMessages.CallUnary(ctx, req)
+func (c *threadsClient) ListMessages(ctx context.Context, req *threadspb.ListMessagesRequest) (*threadspb.ListMessagesResponse, error) {
+	response, err := c.listMessages.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
 }
 
 // RecentMessages calls threads.Threads.RecentMessages.
-func (c *threadsClient) RecentMessages(ctx context.Context, req *connect.Request[threadspb.RecentMessagesRequest]) (*connect.Response[threadspb.RecentMessagesResponse], error) {
-	return c.recentMessages.CallUnary(ctx, req)
+func (c *threadsClient) RecentMessages(ctx context.Context, req *threadspb.RecentMessagesRequest) (*threadspb.RecentMessagesResponse, error) {
+	response, err := c.recentMessages.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
 }
 
 // Subscribe calls threads.Threads.Subscribe.
-func (c *threadsClient) Subscribe(ctx context.Context, req *connect.Request[threadspb.SubscribeRequest]) (*connect.ServerStreamForClient[threadspb.Event], error) {
-	return c.subscribe.CallServerStream(ctx, req)
+func (c *threadsClient) Subscribe(ctx context.Context, req *threadspb.SubscribeRequest) (*connect.ServerStreamForClient[threadspb.Event], error) {
+	return c.subscribe.CallServerStream(ctx, connect.NewRequest(req))
 }
 
 // ThreadsHandler is an implementation of the threads.Threads service.
 type ThreadsHandler interface {
 	// Create a conversation
-	CreateConversation(context.Context, *connect.Request[threadspb.CreateConversationRequest]) (*connect.Response[threadspb.CreateConversationResponse], error)
+	CreateConversation(context.Context, *threadspb.CreateConversationRequest) (*threadspb.CreateConversationResponse, error)
 	// Read a conversation using its ID, can filter using group ID if provided
-	ReadConversation(context.Context, *connect.Request[threadspb.ReadConversationRequest]) (*connect.Response[threadspb.ReadConversationResponse], error)
+	ReadConversation(context.Context, *threadspb.ReadConversationRequest) (*threadspb.ReadConversationResponse, error)
 	// Update a conversations topic
-	UpdateConversation(context.Context, *connect.Request[threadspb.UpdateConversationRequest]) (*connect.Response[threadspb.UpdateConversationResponse], error)
+	UpdateConversation(context.Context, *threadspb.UpdateConversationRequest) (*threadspb.UpdateConversationResponse, error)
 	// Delete a conversation and all the messages within
-	DeleteConversation(context.Context, *connect.Request[threadspb.DeleteConversationRequest]) (*connect.Response[threadspb.DeleteConversationResponse], error)
+	DeleteConversation(context.Context, *threadspb.DeleteConversationRequest) (*threadspb.DeleteConversationResponse, error)
 	// List all the conversations for a group, most recently created first
-	ListConversations(context.Context, *connect.Request[threadspb.ListConversationsRequest]) (*connect.Response[threadspb.ListConversationsResponse], error)
+	ListConversations(context.Context, *threadspb.ListConversationsRequest) (*threadspb.ListConversationsResponse, error)
 	// Create a message within a conversation
-	CreateMessage(context.Context, *connect.Request[threadspb.CreateMessageRequest]) (*connect.Response[threadspb.CreateMessageResponse], error)
+	CreateMessage(context.Context, *threadspb.CreateMessageRequest) (*threadspb.CreateMessageResponse, error)
 	// List the messages within a conversation in reverse chronological order, using sent_before to
 	// offset as older messages need to be loaded
-	ListMessages(context.Context, *connect.Request[threadspb.ListMessagesRequest]) (*connect.Response[threadspb.ListMessagesResponse], error)
+	ListMessages(context.Context, *threadspb.ListMessagesRequest) (*threadspb.ListMessagesResponse, error)
 	// RecentMessages returns the most recent messages in a group of conversations. By default the
 	// most messages retrieved per conversation is 25, however this can be overriden using the
 	// limit_per_conversation option
-	RecentMessages(context.Context, *connect.Request[threadspb.RecentMessagesRequest]) (*connect.Response[threadspb.RecentMessagesResponse], error)
+	RecentMessages(context.Context, *threadspb.RecentMessagesRequest) (*threadspb.RecentMessagesResponse, error)
 	// Added: follow a group's or some conversations' events live. With a
 	// cursor (after), every event after it is replayed first, in order,
 	// exactly once; then live events follow with no gap and no duplicate.
 	// The same stream as GET /v1/threads/events (Server-Sent Events).
-	Subscribe(context.Context, *connect.Request[threadspb.SubscribeRequest], *connect.ServerStream[threadspb.Event]) error
+	Subscribe(context.Context, *threadspb.SubscribeRequest, *connect.ServerStream[threadspb.Event]) error
 }
 
 // NewThreadsHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -253,55 +285,55 @@ type ThreadsHandler interface {
 // and JSON codecs. They also support gzip compression.
 func NewThreadsHandler(svc ThreadsHandler, opts ...connect.HandlerOption) (string, http.Handler) {
 	threadsMethods := threadspb.File_threads_proto.Services().ByName("Threads").Methods()
-	threadsCreateConversationHandler := connect.NewUnaryHandler(
+	threadsCreateConversationHandler := connect.NewUnaryHandlerSimple(
 		ThreadsCreateConversationProcedure,
 		svc.CreateConversation,
 		connect.WithSchema(threadsMethods.ByName("CreateConversation")),
 		connect.WithHandlerOptions(opts...),
 	)
-	threadsReadConversationHandler := connect.NewUnaryHandler(
+	threadsReadConversationHandler := connect.NewUnaryHandlerSimple(
 		ThreadsReadConversationProcedure,
 		svc.ReadConversation,
 		connect.WithSchema(threadsMethods.ByName("ReadConversation")),
 		connect.WithHandlerOptions(opts...),
 	)
-	threadsUpdateConversationHandler := connect.NewUnaryHandler(
+	threadsUpdateConversationHandler := connect.NewUnaryHandlerSimple(
 		ThreadsUpdateConversationProcedure,
 		svc.UpdateConversation,
 		connect.WithSchema(threadsMethods.ByName("UpdateConversation")),
 		connect.WithHandlerOptions(opts...),
 	)
-	threadsDeleteConversationHandler := connect.NewUnaryHandler(
+	threadsDeleteConversationHandler := connect.NewUnaryHandlerSimple(
 		ThreadsDeleteConversationProcedure,
 		svc.DeleteConversation,
 		connect.WithSchema(threadsMethods.ByName("DeleteConversation")),
 		connect.WithHandlerOptions(opts...),
 	)
-	threadsListConversationsHandler := connect.NewUnaryHandler(
+	threadsListConversationsHandler := connect.NewUnaryHandlerSimple(
 		ThreadsListConversationsProcedure,
 		svc.ListConversations,
 		connect.WithSchema(threadsMethods.ByName("ListConversations")),
 		connect.WithHandlerOptions(opts...),
 	)
-	threadsCreateMessageHandler := connect.NewUnaryHandler(
+	threadsCreateMessageHandler := connect.NewUnaryHandlerSimple(
 		ThreadsCreateMessageProcedure,
 		svc.CreateMessage,
 		connect.WithSchema(threadsMethods.ByName("CreateMessage")),
 		connect.WithHandlerOptions(opts...),
 	)
-	threadsListMessagesHandler := connect.NewUnaryHandler(
+	threadsListMessagesHandler := connect.NewUnaryHandlerSimple(
 		ThreadsListMessagesProcedure,
 		svc.ListMessages,
 		connect.WithSchema(threadsMethods.ByName("ListMessages")),
 		connect.WithHandlerOptions(opts...),
 	)
-	threadsRecentMessagesHandler := connect.NewUnaryHandler(
+	threadsRecentMessagesHandler := connect.NewUnaryHandlerSimple(
 		ThreadsRecentMessagesProcedure,
 		svc.RecentMessages,
 		connect.WithSchema(threadsMethods.ByName("RecentMessages")),
 		connect.WithHandlerOptions(opts...),
 	)
-	threadsSubscribeHandler := connect.NewServerStreamHandler(
+	threadsSubscribeHandler := connect.NewServerStreamHandlerSimple(
 		ThreadsSubscribeProcedure,
 		svc.Subscribe,
 		connect.WithSchema(threadsMethods.ByName("Subscribe")),
@@ -336,38 +368,38 @@ func NewThreadsHandler(svc ThreadsHandler, opts ...connect.HandlerOption) (strin
 // UnimplementedThreadsHandler returns CodeUnimplemented from all methods.
 type UnimplementedThreadsHandler struct{}
 
-func (UnimplementedThreadsHandler) CreateConversation(context.Context, *connect.Request[threadspb.CreateConversationRequest]) (*connect.Response[threadspb.CreateConversationResponse], error) {
+func (UnimplementedThreadsHandler) CreateConversation(context.Context, *threadspb.CreateConversationRequest) (*threadspb.CreateConversationResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("threads.Threads.CreateConversation is not implemented"))
 }
 
-func (UnimplementedThreadsHandler) ReadConversation(context.Context, *connect.Request[threadspb.ReadConversationRequest]) (*connect.Response[threadspb.ReadConversationResponse], error) {
+func (UnimplementedThreadsHandler) ReadConversation(context.Context, *threadspb.ReadConversationRequest) (*threadspb.ReadConversationResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("threads.Threads.ReadConversation is not implemented"))
 }
 
-func (UnimplementedThreadsHandler) UpdateConversation(context.Context, *connect.Request[threadspb.UpdateConversationRequest]) (*connect.Response[threadspb.UpdateConversationResponse], error) {
+func (UnimplementedThreadsHandler) UpdateConversation(context.Context, *threadspb.UpdateConversationRequest) (*threadspb.UpdateConversationResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("threads.Threads.UpdateConversation is not implemented"))
 }
 
-func (UnimplementedThreadsHandler) DeleteConversation(context.Context, *connect.Request[threadspb.DeleteConversationRequest]) (*connect.Response[threadspb.DeleteConversationResponse], error) {
+func (UnimplementedThreadsHandler) DeleteConversation(context.Context, *threadspb.DeleteConversationRequest) (*threadspb.DeleteConversationResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("threads.Threads.DeleteConversation is not implemented"))
 }
 
-func (UnimplementedThreadsHandler) ListConversations(context.Context, *connect.Request[threadspb.ListConversationsRequest]) (*connect.Response[threadspb.ListConversationsResponse], error) {
+func (UnimplementedThreadsHandler) ListConversations(context.Context, *threadspb.ListConversationsRequest) (*threadspb.ListConversationsResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("threads.Threads.ListConversations is not implemented"))
 }
 
-func (UnimplementedThreadsHandler) CreateMessage(context.Context, *connect.Request[threadspb.CreateMessageRequest]) (*connect.Response[threadspb.CreateMessageResponse], error) {
+func (UnimplementedThreadsHandler) CreateMessage(context.Context, *threadspb.CreateMessageRequest) (*threadspb.CreateMessageResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("threads.Threads.CreateMessage is not implemented"))
 }
 
-func (UnimplementedThreadsHandler) ListMessages(context.Context, *connect.Request[threadspb.ListMessagesRequest]) (*connect.Response[threadspb.ListMessagesResponse], error) {
+func (UnimplementedThreadsHandler) ListMessages(context.Context, *threadspb.ListMessagesRequest) (*threadspb.ListMessagesResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("threads.Threads.ListMessages is not implemented"))
 }
 
-func (UnimplementedThreadsHandler) RecentMessages(context.Context, *connect.Request[threadspb.RecentMessagesRequest]) (*connect.Response[threadspb.RecentMessagesResponse], error) {
+func (UnimplementedThreadsHandler) RecentMessages(context.Context, *threadspb.RecentMessagesRequest) (*threadspb.RecentMessagesResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("threads.Threads.RecentMessages is not implemented"))
 }
 
-func (UnimplementedThreadsHandler) Subscribe(context.Context, *connect.Request[threadspb.SubscribeRequest], *connect.ServerStream[threadspb.Event]) error {
+func (UnimplementedThreadsHandler) Subscribe(context.Context, *threadspb.SubscribeRequest, *connect.ServerStream[threadspb.Event]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("threads.Threads.Subscribe is not implemented"))
 }
