@@ -3,6 +3,8 @@ package threads
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +39,41 @@ func ValidateTopic(topic string) error {
 	return validateText("topic", topic, MaxTopicBytes)
 }
 
+// ConversationUpdate is a change to a conversation (UpdateConversation):
+// its topic, its metadata, or both. A field left nil keeps what is
+// stored. Validate checks it.
+type ConversationUpdate struct {
+	// Topic, when set, replaces the topic: the rules of a new
+	// conversation's topic (not empty, at most MaxTopicBytes).
+	Topic *string
+	// Metadata, when set (not nil), replaces the metadata: a JSON object
+	// that ValidateMetadata accepts ({} clears it).
+	Metadata json.RawMessage
+}
+
+// Validate checks a change: at least one of topic and metadata (neither
+// is MISSING_TOPIC, UpdateConversation's required field since the seed),
+// each within its bounds.
+func (u *ConversationUpdate) Validate() error {
+	if u.Topic == nil && u.Metadata == nil {
+		return ErrMissingTopic
+	}
+	if u.Topic != nil {
+		if err := ValidateTopic(*u.Topic); err != nil {
+			return err
+		}
+	}
+	if u.Metadata != nil {
+		return ValidateMetadata(u.Metadata)
+	}
+	return nil
+}
+
+// InGroup reports whether c is found when looked for in groupID: any
+// group when groupID is empty, else only its own. A conversation looked
+// for in another group is NOT_FOUND, as if it did not exist.
+func (c *Conversation) InGroup(groupID string) bool { return groupID == "" || c.GroupID == groupID }
+
 // ValidateConversationID checks the id of a conversation to read, update
 // or delete. missing is the error for an empty id, which differs by method
 // in the seed (MISSING_ID or MISSING_CONVERSATION_ID).
@@ -50,6 +87,35 @@ type ConversationFilter struct {
 	GroupID string
 	Limit   int
 	After   ConversationCursor
+}
+
+// The page step of ListConversations, the same on every engine: read up
+// to PageRows rows after ReadAfter, newest first (by created_at, then id),
+// and hand them to Page.
+
+// ReadAfter is the position the page starts after: f.After, or past the
+// newest conversation for the first page.
+func (f ConversationFilter) ReadAfter() ConversationCursor {
+	if f.After.IsZero() {
+		return ConversationCursor{CreatedAt: math.MaxInt64}
+	}
+	return f.After
+}
+
+// PageRows is how many rows to read for a page: one more than the page
+// holds, which tells whether another page follows.
+func (f ConversationFilter) PageRows() int { return f.Limit + 1 }
+
+// Page cuts the rows read (at most PageRows, in list order) to the page
+// and returns the next page's cursor: after the page's last conversation
+// when a row was left over, zero when no more remain.
+func (f ConversationFilter) Page(rows []*Conversation) ([]*Conversation, ConversationCursor) {
+	if len(rows) <= f.Limit {
+		return rows, ConversationCursor{}
+	}
+	page := rows[:f.Limit]
+	last := page[len(page)-1]
+	return page, ConversationCursor{CreatedAt: Micros(last.CreatedAt), ID: last.ID}
 }
 
 // ConversationCursor is a position in a group's list: the created_at and

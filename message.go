@@ -2,6 +2,8 @@ package threads
 
 import (
 	"context"
+	"encoding/json"
+	"math"
 	"time"
 )
 
@@ -75,6 +77,15 @@ func NewMessageFilter(conversationID string, sentBefore *time.Time, limit *int32
 	return f, nil
 }
 
+// ReadBefore is the exclusive bound of the page in unix microseconds:
+// SentBefore, or past every message for the newest page.
+func (f MessageFilter) ReadBefore() int64 {
+	if f.SentBefore == 0 {
+		return math.MaxInt64
+	}
+	return f.SentBefore
+}
+
 // sentBeforeMicros converts an exclusive bound to microseconds, rounding
 // up: a message stored at 10.123456 is before 10.1234561, so the bound
 // becomes 10.123457, and no message is skipped by a finer client clock.
@@ -92,21 +103,34 @@ func sentBeforeMicros(t time.Time) (int64, error) {
 	return us, nil
 }
 
+// RecentFilter is the validated input of RecentMessages: which
+// conversations, and how many of each one's newest messages. Make it with
+// NewRecentFilter.
+type RecentFilter struct {
+	// ConversationIDs are 1–MaxRecentConversations valid ids, each once,
+	// in the order the client sent them (the first of duplicates kept):
+	// the answer follows this order.
+	ConversationIDs []string
+	// PerConversation is how many messages of each, 1–MaxMessageLimit
+	// (DefaultMessageLimit when the client sent none or 0).
+	PerConversation int
+}
+
 // NewRecentFilter validates RecentMessages input: 1–100 conversation ids,
 // each valid, duplicates dropped (first one wins), and the per-conversation
-// limit.
-func NewRecentFilter(ids []string, limit *int32) ([]string, int, error) {
+// limit. limit is nil when the client sent none.
+func NewRecentFilter(ids []string, limit *int32) (RecentFilter, error) {
 	if len(ids) == 0 {
-		return nil, 0, ErrMissingConversationIDs
+		return RecentFilter{}, ErrMissingConversationIDs
 	}
 	if len(ids) > MaxRecentConversations {
-		return nil, 0, Errorf(EBADREQUEST, "conversation_ids has %d ids, at most %d are allowed", len(ids), MaxRecentConversations)
+		return RecentFilter{}, Errorf(EBADREQUEST, "conversation_ids has %d ids, at most %d are allowed", len(ids), MaxRecentConversations)
 	}
 	seen := make(map[string]bool, len(ids))
 	out := make([]string, 0, len(ids))
 	for _, id := range ids {
 		if err := validateID("conversation_ids", id, ErrMissingConversationIDs); err != nil {
-			return nil, 0, err
+			return RecentFilter{}, err
 		}
 		if !seen[id] {
 			seen[id] = true
@@ -115,9 +139,67 @@ func NewRecentFilter(ids []string, limit *int32) ([]string, int, error) {
 	}
 	n, err := clampLimit("limit_per_conversation", limit, DefaultMessageLimit, MaxMessageLimit)
 	if err != nil {
-		return nil, 0, err
+		return RecentFilter{}, err
 	}
-	return out, n, nil
+	return RecentFilter{ConversationIDs: out, PerConversation: n}, nil
+}
+
+// MessageUpdate is an edit of a message (UpdateMessage): its text, its
+// metadata, or both. A field left nil keeps what is stored. Validate
+// checks it.
+type MessageUpdate struct {
+	// Text, when set, replaces the text: the rules of a new message's
+	// text (not empty, at most MaxTextBytes).
+	Text *string
+	// Metadata, when set (not nil), replaces the metadata: a JSON object
+	// that ValidateMetadata accepts ({} clears it).
+	Metadata json.RawMessage
+}
+
+// Validate checks an edit: at least one of text and metadata (neither is
+// MISSING_TEXT, the edit's required field since the seed), each within
+// its bounds.
+func (u *MessageUpdate) Validate() error {
+	if u.Text == nil && u.Metadata == nil {
+		return ErrMissingText
+	}
+	if u.Text != nil {
+		if *u.Text == "" {
+			return ErrMissingText
+		}
+		if err := validateText("text", *u.Text, MaxTextBytes); err != nil {
+			return err
+		}
+	}
+	if u.Metadata != nil {
+		return ValidateMetadata(u.Metadata)
+	}
+	return nil
+}
+
+// ResolveMessageRetry answers a CreateMessage that stored nothing, on
+// every engine alike: either attempt.ID is taken (by stored, the message
+// stored under it) or attempt's conversation is missing. With no stored
+// message the id is free, so the conversation is missing: NOT_FOUND.
+// Stored with other content is CONFLICT. Stored with the same content is
+// a retry, answered with the stored message if its conversation is still
+// there (conversationExists, asked only then); a deleted one, still being
+// purged, is NOT_FOUND, as for a new message.
+func ResolveMessageRetry(attempt, stored *Message, conversationExists func() (bool, error)) (*Message, error) {
+	if stored == nil {
+		return nil, ErrConversationNotFound
+	}
+	if !attempt.SameContent(stored) {
+		return nil, ErrMessageConflict(attempt.ID)
+	}
+	ok, err := conversationExists()
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return nil, ErrConversationNotFound
+	}
+	return stored, nil
 }
 
 // MessageStore keeps messages. Every method acts inside one tenant.
@@ -131,8 +213,8 @@ type MessageStore interface {
 	// ListMessages returns up to f.Limit messages sent before f.SentBefore,
 	// newest first. A missing conversation is ENOTFOUND.
 	ListMessages(ctx context.Context, tenant string, f MessageFilter) ([]*Message, error)
-	// RecentMessages returns, for each conversation in order, its newest
-	// perConversation messages, newest first, in one flat list, using one
-	// query. Unknown ids contribute nothing.
-	RecentMessages(ctx context.Context, tenant string, conversationIDs []string, perConversation int) ([]*Message, error)
+	// RecentMessages returns, for each of f.ConversationIDs in order, its
+	// newest f.PerConversation messages, newest first, in one flat list,
+	// using one query. Unknown ids contribute nothing.
+	RecentMessages(ctx context.Context, tenant string, f RecentFilter) ([]*Message, error)
 }

@@ -104,20 +104,21 @@ func TestSentBeforeRoundsUp(t *testing.T) {
 }
 
 func TestRecentFilter(t *testing.T) {
-	ids, per, err := threads.NewRecentFilter([]string{"b", "a", "b", "c"}, ptr[int32](500))
+	f, err := threads.NewRecentFilter([]string{"b", "a", "b", "c"}, ptr[int32](500))
+	ids, per := f.ConversationIDs, f.PerConversation
 	if err != nil || per != 200 {
 		t.Fatalf("got %v %d %v", ids, per, err)
 	}
 	if diff := cmp.Diff([]string{"b", "a", "c"}, ids); diff != "" {
 		t.Errorf("duplicates not dropped in order (-want +got):\n%s", diff)
 	}
-	if _, _, err := threads.NewRecentFilter(nil, nil); threads.ErrorID(err) != "MISSING_CONVERSATION_IDS" {
+	if _, err := threads.NewRecentFilter(nil, nil); threads.ErrorID(err) != "MISSING_CONVERSATION_IDS" {
 		t.Errorf("no ids: %v", err)
 	}
-	if _, _, err := threads.NewRecentFilter(make([]string, 101), nil); threads.ErrorCode(err) != threads.EBADREQUEST {
+	if _, err := threads.NewRecentFilter(make([]string, 101), nil); threads.ErrorCode(err) != threads.EBADREQUEST {
 		t.Errorf("101 ids: %v", err)
 	}
-	if _, _, err := threads.NewRecentFilter([]string{"a", ""}, nil); threads.ErrorID(err) != "MISSING_CONVERSATION_IDS" {
+	if _, err := threads.NewRecentFilter([]string{"a", ""}, nil); threads.ErrorID(err) != "MISSING_CONVERSATION_IDS" {
 		t.Errorf("an empty id: %v", err)
 	}
 }

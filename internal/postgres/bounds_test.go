@@ -45,7 +45,7 @@ func TestRecentMessagesSendsBounded(t *testing.T) {
 		ids = append(ids, c.ID)
 	}
 	before := proxy.down.Load()
-	_, err = st.RecentMessages(ctx, "acme", ids, threads.MaxMessageLimit)
+	_, err = st.RecentMessages(ctx, "acme", threads.RecentFilter{ConversationIDs: ids, PerConversation: threads.MaxMessageLimit})
 	if threads.ErrorCode(err) != threads.ETOOLARGE {
 		t.Fatalf("RecentMessages: %v, want TOO_LARGE", err)
 	}
@@ -74,7 +74,7 @@ func BenchmarkRecentMessages(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		ms, err := st.RecentMessages(ctx, "acme", ids, 25)
+		ms, err := st.RecentMessages(ctx, "acme", threads.RecentFilter{ConversationIDs: ids, PerConversation: 25})
 		if err != nil || len(ms) != 2500 {
 			b.Fatal(len(ms), err)
 		}

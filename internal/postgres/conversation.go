@@ -49,7 +49,7 @@ func (db *DB) FindConversation(ctx context.Context, tenant, id, groupID string) 
 	if err != nil {
 		return nil, err
 	}
-	if groupID != "" && c.GroupID != groupID {
+	if !c.InGroup(groupID) {
 		return nil, threads.ErrConversationNotFound
 	}
 	return c, nil
@@ -326,26 +326,18 @@ func (db *DB) purgeDeleted(ctx context.Context) {
 }
 
 func (db *DB) ListConversations(ctx context.Context, tenant string, f threads.ConversationFilter) ([]*threads.Conversation, threads.ConversationCursor, error) {
-	var next threads.ConversationCursor
-	after := f.After
-	if after.IsZero() {
-		after.CreatedAt = math.MaxInt64
-	}
+	after := f.ReadAfter()
 	rows, err := db.pool.Query(ctx, `SELECT id, group_id, topic, created_at FROM conversations
 		WHERE tenant_id = $1 AND group_id = $2 AND (created_at, id) < ($3, $4)
-		ORDER BY created_at DESC, id DESC LIMIT $5`, tenant, f.GroupID, after.CreatedAt, after.ID, f.Limit+1)
+		ORDER BY created_at DESC, id DESC LIMIT $5`, tenant, f.GroupID, after.CreatedAt, after.ID, f.PageRows())
 	if err != nil {
-		return nil, next, mapErr(err)
+		return nil, threads.ConversationCursor{}, mapErr(err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*threads.Conversation, error) { return scanConversation(r) })
 	if err != nil {
-		return nil, next, mapErr(err)
+		return nil, threads.ConversationCursor{}, mapErr(err)
 	}
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
-		last := out[len(out)-1]
-		next = threads.ConversationCursor{CreatedAt: threads.Micros(last.CreatedAt), ID: last.ID}
-	}
+	out, next := f.Page(out)
 	return out, next, nil
 }
 

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,35 +63,31 @@ func (db *DB) CreateMessage(ctx context.Context, tenant string, m *threads.Messa
 	}
 	// Nothing inserted: the id is taken (a retry, or a conflict), or the
 	// conversation does not exist. The statement changed nothing, so the
-	// counter did not move.
+	// counter did not move. The answer is threads.ResolveMessageRetry's.
 	stored, err := scanMessage(db.pool.QueryRow(ctx,
 		`SELECT conversation_id, id, author_id, text, sent_at, seq FROM messages WHERE tenant_id = $1 AND id = $2`, tenant, m.ID))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, threads.ErrConversationNotFound
+		stored, err = nil, nil
 	}
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	if !m.SameContent(stored) {
-		return nil, threads.ErrMessageConflict(m.ID)
-	}
-	if _, err := db.FindConversation(ctx, tenant, m.ConversationID, ""); err != nil {
-		return nil, err
-	}
-	return stored, nil
+	return threads.ResolveMessageRetry(m, stored, func() (bool, error) {
+		_, err := db.FindConversation(ctx, tenant, m.ConversationID, "")
+		if errors.Is(err, threads.ErrConversationNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	})
 }
 
 // ListMessages reads one page in one query; see the SQLite store for why
 // the EXISTS clause is there.
 func (db *DB) ListMessages(ctx context.Context, tenant string, f threads.MessageFilter) ([]*threads.Message, error) {
-	before := f.SentBefore
-	if before == 0 {
-		before = math.MaxInt64
-	}
 	rows, err := db.pool.Query(ctx, `SELECT conversation_id, id, author_id, text, sent_at, seq FROM messages
 		WHERE tenant_id = $1 AND conversation_id = $2 AND sent_at < $3
 		AND EXISTS (SELECT 1 FROM conversations WHERE tenant_id = $1 AND id = $2)
-		ORDER BY sent_at DESC LIMIT $4`, tenant, f.ConversationID, before, f.Limit)
+		ORDER BY sent_at DESC LIMIT $4`, tenant, f.ConversationID, f.ReadBefore(), f.Limit)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -108,7 +103,7 @@ func (db *DB) ListMessages(ctx context.Context, tenant string, f threads.Message
 
 // RecentMessages is one statement of fixed shape: a LATERAL join that runs
 // one bounded range scan per requested id, in request order.
-func (db *DB) RecentMessages(ctx context.Context, tenant string, ids []string, per int) ([]*threads.Message, error) {
+func (db *DB) RecentMessages(ctx context.Context, tenant string, f threads.RecentFilter) ([]*threads.Message, error) {
 	// An answer past threads.MaxAnswerBytes is refused, and the statement
 	// with it: pgx drains what a statement selected even when the reader
 	// stops, and a 100 × 200 call of 64 KiB messages would move 1.3 GB to
@@ -124,7 +119,7 @@ func (db *DB) RecentMessages(ctx context.Context, tenant string, ids []string, p
 			WHERE tenant_id = $1 AND conversation_id = r.id
 			AND EXISTS (SELECT 1 FROM conversations WHERE tenant_id = $1 AND id = r.id)
 			ORDER BY sent_at DESC LIMIT $3) m
-		ORDER BY r.ord, m.sent_at DESC`, tenant, ids, per)
+		ORDER BY r.ord, m.sent_at DESC`, tenant, f.ConversationIDs, f.PerConversation)
 	if err != nil {
 		return nil, mapErr(err)
 	}

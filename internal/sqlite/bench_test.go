@@ -190,7 +190,7 @@ func BenchmarkRecentMessages(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			ms, err := db.RecentMessages(b.Context(), "bench", convs, 25)
+			ms, err := db.RecentMessages(b.Context(), "bench", threads.RecentFilter{ConversationIDs: convs, PerConversation: 25})
 			if err != nil || len(ms) != 2500 {
 				b.Fatal(fmt.Sprint(len(ms), err))
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"math"
 	"sync"
 	"time"
 
@@ -56,7 +55,7 @@ func (db *DB) FindConversation(ctx context.Context, tenant, id, groupID string) 
 	if err != nil {
 		return nil, err
 	}
-	if groupID != "" && c.GroupID != groupID {
+	if !c.InGroup(groupID) {
 		return nil, threads.ErrConversationNotFound
 	}
 	return c, nil
@@ -264,32 +263,24 @@ func (db *DB) purgeDeleted(ctx context.Context) {
 }
 
 func (db *DB) ListConversations(ctx context.Context, tenant string, f threads.ConversationFilter) ([]*threads.Conversation, threads.ConversationCursor, error) {
-	var next threads.ConversationCursor
-	after := f.After
-	if after.IsZero() {
-		after.CreatedAt = math.MaxInt64
-	}
-	rows, err := db.query(ctx, sqlListConversations, tenant, f.GroupID, after.CreatedAt, after.ID, f.Limit+1)
+	after := f.ReadAfter()
+	rows, err := db.query(ctx, sqlListConversations, tenant, f.GroupID, after.CreatedAt, after.ID, f.PageRows())
 	if err != nil {
-		return nil, next, mapErr(err)
+		return nil, threads.ConversationCursor{}, mapErr(err)
 	}
 	defer rows.Close()
 	out := make([]*threads.Conversation, 0, min(f.Limit, 64))
 	for rows.Next() {
 		c, err := scanConversation(rows)
 		if err != nil {
-			return nil, next, err
+			return nil, threads.ConversationCursor{}, err
 		}
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, next, mapErr(err)
+		return nil, threads.ConversationCursor{}, mapErr(err)
 	}
-	if len(out) > f.Limit {
-		out = out[:f.Limit]
-		last := out[len(out)-1]
-		next = threads.ConversationCursor{CreatedAt: threads.Micros(last.CreatedAt), ID: last.ID}
-	}
+	out, next := f.Page(out)
 	return out, next, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 
 	"github.com/threads-server/threads"
@@ -72,30 +71,26 @@ func (db *DB) createMessage(ctx context.Context, ts *txStmts, tenant string, m *
 	return &out, true, nil
 }
 
-// existingMessage answers a CreateMessage that stored nothing: the stored
-// message if m.ID is taken by one with the same content (a retry) and its
-// conversation is still there (a deleted one, being purged, is NOT_FOUND,
-// as for a new message); CONFLICT if taken by other content; NOT_FOUND if
-// the id is free, which means the conversation is missing.
+// existingMessage answers a CreateMessage that stored nothing, by the
+// rule of threads.ResolveMessageRetry: the stored message under m.ID (a
+// retry), CONFLICT, or NOT_FOUND.
 func (db *DB) existingMessage(ctx context.Context, ts *txStmts, tenant string, m *threads.Message) (*threads.Message, bool, error) {
 	stored, err := scanMessage(ts.queryRow(ctx, stMessageByID, tenant, m.ID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, false, threads.ErrConversationNotFound
+		stored, err = nil, nil
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	if !m.SameContent(stored) {
-		return nil, false, threads.ErrMessageConflict(m.ID)
-	}
-	var one int
-	if err := ts.queryRow(ctx, stConversationExists, tenant, m.ConversationID).Scan(&one); err != nil {
+	out, err := threads.ResolveMessageRetry(m, stored, func() (bool, error) {
+		var one int
+		err := ts.queryRow(ctx, stConversationExists, tenant, m.ConversationID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil, false, threads.ErrConversationNotFound
+			return false, nil
 		}
-		return nil, false, err
-	}
-	return stored, false, nil
+		return err == nil, err
+	})
+	return out, false, err
 }
 
 // idTaken reports whether err is the unique index messages_by_id refusing
@@ -111,11 +106,7 @@ func idTaken(err error) bool {
 // messages of a deleted conversation that are still being purged; only an
 // empty page costs a second lookup, to tell "no messages" from NOT_FOUND.
 func (db *DB) ListMessages(ctx context.Context, tenant string, f threads.MessageFilter) ([]*threads.Message, error) {
-	before := f.SentBefore
-	if before == 0 {
-		before = math.MaxInt64
-	}
-	rows, err := db.query(ctx, sqlListMessages, tenant, f.ConversationID, before, f.Limit)
+	rows, err := db.query(ctx, sqlListMessages, tenant, f.ConversationID, f.ReadBefore(), f.Limit)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -150,7 +141,8 @@ func (db *DB) ListMessages(ctx context.Context, tenant string, f threads.Message
 // (OFFSET over ?3 entries of the index), and the join reads the range
 // from there. (One UNION ALL part per id, the first version, cost more
 // to parse than to run: 37 % of a 100-id call's CPU.)
-func (db *DB) RecentMessages(ctx context.Context, tenant string, ids []string, per int) ([]*threads.Message, error) {
+func (db *DB) RecentMessages(ctx context.Context, tenant string, f threads.RecentFilter) ([]*threads.Message, error) {
+	ids, per := f.ConversationIDs, f.PerConversation
 	list, err := json.Marshal(ids)
 	if err != nil {
 		return nil, threads.Internal(err)
@@ -196,7 +188,7 @@ func (db *DB) RecentMessages(ctx context.Context, tenant string, ids []string, p
 	return out, nil
 }
 
-// sqlRecentMessages: ids are distinct (threads.NewRecentFilter). A
+// sqlRecentMessages: ids are distinct (threads.RecentFilter). A
 // conversation with fewer than ?3 messages has no ?3-th newest, and the
 // range starts at 0: every sent_at is at least 1 (CreateMessage takes
 // max(last_sent_at + 1, now)). CROSS JOIN fixes the join order (SQLite's

@@ -74,7 +74,7 @@ func testRecentMessagesBytes(t *testing.T, s threads.Store) {
 	small := createConversation(t, s, tenantA, "group-1", "small")
 	all := createHugeMessages(t, s, tenantA, c.ID, 150)
 	ms := createMessages(t, s, tenantA, small.ID, 3)
-	_, err := s.RecentMessages(t.Context(), tenantA, []string{small.ID, c.ID}, threads.MaxMessageLimit)
+	_, err := s.RecentMessages(t.Context(), tenantA, threads.RecentFilter{ConversationIDs: []string{small.ID, c.ID}, PerConversation: threads.MaxMessageLimit})
 	wantCode(t, "RecentMessages of 150 huge messages", err, threads.ETOOLARGE)
 	got := recentMessages(t, s, tenantA, []string{small.ID, c.ID}, 100)
 	diff(t, "RecentMessages of 100 huge messages", concat(reversed(ms), newest(all, 100)), got)

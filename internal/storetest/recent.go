@@ -13,7 +13,7 @@ var recentTests = []leaf{
 
 func recentMessages(t *testing.T, s threads.Store, tenant string, ids []string, per int) []*threads.Message {
 	t.Helper()
-	ms, err := s.RecentMessages(t.Context(), tenant, ids, per)
+	ms, err := s.RecentMessages(t.Context(), tenant, threads.RecentFilter{ConversationIDs: ids, PerConversation: per})
 	if err != nil {
 		t.Fatalf("RecentMessages(%s, %d ids, %d): %v", tenant, len(ids), per, err)
 	}
