@@ -115,14 +115,20 @@ func (h *held) send(ctx context.Context, tenant string, m threads.Message) <-cha
 	return ch
 }
 
+// waitQueued polls until n messages are queued. (This package's own
+// tests cannot use apitest.Eventually, which imports it.) The 30 s are a
+// liveness guard, not a speed bound.
 func (h *held) waitQueued(n int) {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(100 * time.Microsecond)
+	defer tick.Stop()
+	deadline := time.After(30 * time.Second)
 	for len(h.db.batch.reqs) < n {
-		if time.Now().After(deadline) {
+		select {
+		case <-tick.C:
+		case <-deadline:
 			h.t.Fatalf("%d messages queued, want %d", len(h.db.batch.reqs), n)
 		}
-		time.Sleep(100 * time.Microsecond)
 	}
 }
 
@@ -747,7 +753,10 @@ func TestGroupCommitWithOtherWrites(t *testing.T) {
 			}
 		})
 	}
-	// Delete once a few hundred messages are in.
+	// Delete once a few hundred messages are in (the writers go on until
+	// the delete stops them, so no guard but a writer's failure).
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
 	for {
 		mu.Lock()
 		n := len(written)
@@ -755,7 +764,7 @@ func TestGroupCommitWithOtherWrites(t *testing.T) {
 		if n >= 300 || t.Failed() {
 			break
 		}
-		time.Sleep(time.Millisecond)
+		<-tick.C
 	}
 	if err := db.DeleteConversation(ctx, "t1", c.ID); err != nil {
 		t.Fatalf("DeleteConversation: %v", err)

@@ -3,6 +3,8 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/apitest"
 	"github.com/threads-server/threads/internal/sqlite"
 )
 
@@ -65,19 +68,16 @@ func TestPurgeResumesAfterCrash(t *testing.T) {
 	if _, err := db2.ListMessages(ctx, "acme", threads.MessageFilter{ConversationID: c.ID, Limit: 25}); threads.ErrorCode(err) != threads.ENOTFOUND {
 		t.Fatalf("ListMessages of a deleted conversation: %v, want NOT_FOUND", err)
 	}
-	// The sweep started by Open removes them; poll (this is a liveness
-	// check with a generous limit, not a speed bound).
-	for i := 0; ; i++ {
-		if count(`SELECT count(*) FROM messages WHERE conversation_id = ?`) == 0 &&
-			count(`SELECT count(*) FROM deleted_conversations WHERE id = ?`) == 0 {
-			break
+	// The sweep started by Open removes them.
+	apitest.EventuallyNil(t, "the purge after reopen", func() error {
+		if n := count(`SELECT count(*) FROM messages WHERE conversation_id = ?`); n != 0 {
+			return fmt.Errorf("%d messages left", n)
 		}
-		if i == 600 {
-			t.Fatalf("purge not finished after reopen: %d messages left",
-				count(`SELECT count(*) FROM messages WHERE conversation_id = ?`))
+		if count(`SELECT count(*) FROM deleted_conversations WHERE id = ?`) != 0 {
+			return errors.New("the tombstone is left")
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // held is a conversation of n messages in a store whose file another
