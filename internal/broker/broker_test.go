@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/apitest"
 	"github.com/threads-server/threads/internal/broker"
 )
 
@@ -100,9 +101,11 @@ func resumeExactlyOnce(t *testing.T, st *memStore, cfg broker.Config) {
 		if !write() || f.All() {
 			return
 		}
-		for i := 0; i < 100 && st.tailReads() == before; i++ {
-			time.Sleep(100 * time.Microsecond)
-		}
+		// Up to 10 ms for the tail to read (not a failure if it does not:
+		// the switch-over must hold either way) ...
+		apitest.Poll(100*time.Microsecond, 10*time.Millisecond, func() bool { return st.tailReads() != before })
+		// ... and a moment more for the write to reach it: the window is
+		// the interleaving under test, there is nothing to wait for.
 		time.Sleep(200 * time.Microsecond)
 	}
 	// The start is taken before the writer runs: taken after, it missed
@@ -111,8 +114,10 @@ func resumeExactlyOnce(t *testing.T, st *memStore, cfg broker.Config) {
 	cursor, _ := st.EventHead(t.Context(), "acme")
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		pace := time.NewTicker(50 * time.Microsecond)
+		defer pace.Stop()
 		for write() {
-			time.Sleep(50 * time.Microsecond)
+			<-pace.C
 		}
 	})
 	var got []*threads.Event
@@ -342,15 +347,27 @@ func TestTailStopsWithLastSubscriber(t *testing.T) {
 	}
 	s.Close()
 	s.Close() // twice is harmless
-	time.Sleep(20 * time.Millisecond)
-	st.mu.Lock()
-	before := st.reads
-	st.mu.Unlock()
+	reads := func() int {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.reads
+	}
+	// Wait until the tail has stopped: the log unread between two checks
+	// 20 ms apart (it polls every 1 ms while it runs).
+	last := -1
+	if !apitest.Poll(20*time.Millisecond, apitest.Guard, func() bool {
+		n := reads()
+		stopped := n == last
+		last = n
+		return stopped
+	}) {
+		t.Fatal("the tail still reads the log after the last subscriber left")
+	}
+	before := reads()
+	// The time passing is the test: a stopped tail reads nothing, however
+	// long it is left.
 	time.Sleep(50 * time.Millisecond)
-	st.mu.Lock()
-	after := st.reads
-	st.mu.Unlock()
-	if after != before {
+	if after := reads(); after != before {
 		t.Errorf("the log was read %d times after the last subscriber left", after-before)
 	}
 	if got := b.Stats().Subscribers; got != 0 {
