@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/apitest"
 	"github.com/threads-server/threads/internal/broker"
 	"github.com/threads-server/threads/internal/server"
 	"github.com/threads-server/threads/internal/sse"
@@ -319,7 +320,7 @@ func hostileDo(t *testing.T, e *testEnv, c hostileCase) *response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &response{Status: res.StatusCode, Header: res.Header, Raw: raw}
+	out := &response{&apitest.Response{Status: res.StatusCode, Header: res.Header, Raw: raw}}
 	_ = json.Unmarshal(raw, &out.Body)
 	return out
 }
@@ -674,7 +675,7 @@ func TestSlowBodyIsAClientError(t *testing.T) {
 			}
 			defer res.Body.Close()
 			raw, _ := io.ReadAll(res.Body)
-			r := &response{Status: res.StatusCode, Header: res.Header, Raw: raw}
+			r := &response{&apitest.Response{Status: res.StatusCode, Header: res.Header, Raw: raw}}
 			json.Unmarshal(raw, &r.Body)
 			r.wantError(t, threads.EBADREQUEST, http.StatusBadRequest)
 		})

@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/google/go-cmp/cmp"
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/apitest"
 	pb "github.com/threads-server/threads/internal/gen/threadspb"
 	"github.com/threads-server/threads/internal/gen/threadspb/threadspbconnect"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -220,7 +221,7 @@ func matrixRows() []matrixRow {
 			body: func(worldA) map[string]any { return map[string]any{"group_id": groupA} },
 			asB:  noBody(`{"conversations":[],"next_page_token":""}`),
 			asA: func(t *testing.T, e *testEnv, w worldA, raw []byte) {
-				if ids, _ := listIDs(t, &response{Status: 200, Raw: raw}); !cmp.Equal(ids, []string{w.Conv.ID}) {
+				if ids, _ := listIDs(t, &response{&apitest.Response{Status: 200, Raw: raw}}); !cmp.Equal(ids, []string{w.Conv.ID}) {
 					t.Errorf("admin lists %v, want A's [%s]", ids, w.Conv.ID)
 				}
 			}},

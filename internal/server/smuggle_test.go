@@ -16,6 +16,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/apitest"
 	pb "github.com/threads-server/threads/internal/gen/threadspb"
 	"github.com/threads-server/threads/internal/gen/threadspb/threadspbconnect"
 	"github.com/threads-server/threads/internal/server"
@@ -74,7 +75,7 @@ func (c *rawConn) response() (*response, *http.Response) {
 		if res.StatusCode == http.StatusContinue {
 			continue
 		}
-		r := &response{Status: res.StatusCode, Header: res.Header, Raw: raw}
+		r := &response{&apitest.Response{Status: res.StatusCode, Header: res.Header, Raw: raw}}
 		_ = json.Unmarshal(raw, &r.Body)
 		return r, res
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/threads-server/threads/internal/apitest"
 	"github.com/threads-server/threads/internal/sse"
 )
 
@@ -60,7 +61,7 @@ func (e *testEnv) subscribe(t *testing.T, key, query, lastEventID string, header
 	if res.StatusCode != http.StatusOK {
 		defer cancel()
 		defer res.Body.Close()
-		out := &response{Status: res.StatusCode, Header: res.Header}
+		out := &response{&apitest.Response{Status: res.StatusCode, Header: res.Header}}
 		raw := make([]byte, 4096)
 		n, _ := res.Body.Read(raw)
 		out.Raw = raw[:n]
