@@ -293,7 +293,23 @@ func NewMessageEvent(groupID string, m *Message) *Event {
 // MarshalData encodes the event's object for storage: the JSON of
 // EventData, at EventDataVersion.
 func (e *Event) MarshalData() ([]byte, error) {
-	return json.Marshal(NewEventData(e))
+	// One allocation for the payload and its object, as when the payload
+	// pointed at the domain object: this runs for every event written.
+	var buf struct {
+		d EventData
+		c EventDataConversation
+		m EventDataMessage
+	}
+	buf.d.Version = EventDataVersion
+	if e.Conversation != nil {
+		buf.c.set(e.Conversation)
+		buf.d.Conversation = &buf.c
+	}
+	if e.Message != nil {
+		buf.m.set(e.Message)
+		buf.d.Message = &buf.m
+	}
+	return json.Marshal(&buf.d)
 }
 
 // UnmarshalData decodes a stored object, of any version ParseEventData

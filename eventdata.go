@@ -56,14 +56,23 @@ type EventDataMessage struct {
 // NewEventData is what a store keeps of e's object, at EventDataVersion.
 func NewEventData(e *Event) EventData {
 	d := EventData{Version: EventDataVersion}
-	if c := e.Conversation; c != nil {
-		d.Conversation = &EventDataConversation{ID: c.ID, GroupID: c.GroupID, Topic: c.Topic, CreatedAt: c.CreatedAt}
+	if e.Conversation != nil {
+		d.Conversation = new(EventDataConversation)
+		d.Conversation.set(e.Conversation)
 	}
-	if m := e.Message; m != nil {
-		d.Message = &EventDataMessage{ID: m.ID, ConversationID: m.ConversationID, AuthorID: m.AuthorID,
-			Text: m.Text, SentAt: m.SentAt, Seq: m.Seq}
+	if e.Message != nil {
+		d.Message = new(EventDataMessage)
+		d.Message.set(e.Message)
 	}
 	return d
+}
+
+func (d *EventDataConversation) set(c *Conversation) {
+	*d = EventDataConversation{ID: c.ID, GroupID: c.GroupID, Topic: c.Topic, CreatedAt: c.CreatedAt}
+}
+
+func (d *EventDataMessage) set(m *Message) {
+	*d = EventDataMessage{ID: m.ID, ConversationID: m.ConversationID, AuthorID: m.AuthorID, Text: m.Text, SentAt: m.SentAt, Seq: m.Seq}
 }
 
 func (c *EventDataConversation) conversation() *Conversation {
