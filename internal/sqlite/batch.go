@@ -47,8 +47,13 @@ import (
 //     success means committed at the configured synchronous level, as
 //     before. If COMMIT fails, nothing of the batch is stored and every
 //     message in it gets the error (UNAVAILABLE or INTERNAL);
-//   - events: notify runs after the commit, once per tenant that got a
-//     new message.
+//   - events: the listeners are told after the commit, once per tenant
+//     that got a new message.
+//
+// A batch is the changes' entry point in its batched form (change.go:
+// changeBatch): each message is a change (msgReq.apply, createMessage) in
+// a savepoint of its own, whose event the entry point writes right after
+// it; nothing here writes an event or tells a listener.
 //
 // Cancellation: a caller whose context ends before the writer takes its
 // message into a batch gets the context's error and its message is not
@@ -63,9 +68,9 @@ import (
 // not, as with any timeout; a retry with the same id tells which and
 // never stores it twice.
 //
-// Serialization with the other writes: conversations, keys, event and
-// conversation purges and migrations keep using write(), a transaction on
-// the one writer connection of db.w (SetMaxOpenConns(1)). The batcher
+// Serialization with the other writes: conversations (change), keys,
+// event and conversation purges and migrations (write) each run as a
+// transaction on the one writer connection of db.w (SetMaxOpenConns(1)). The batcher
 // takes the connection from that same pool for each batch, with an
 // ordinary BeginTx, and gives it back at COMMIT: database/sql's queue for
 // the single connection orders batches and the other writes, one
@@ -100,6 +105,38 @@ type msgReq struct {
 	err     error
 	created bool
 	done    chan struct{}
+
+	event [1]*threads.Event // what apply returns, without a slice of its own
+}
+
+// msgReq is a change of a batch (change.go): createMessage's.
+var _ batchedChange = (*msgReq)(nil)
+
+func (r *msgReq) changeTenant() string { return r.tenant }
+
+func (r *msgReq) apply(ctx context.Context, tx *changeTx) ([]*threads.Event, error) {
+	if h := tx.db.batch.hooks; h != nil && h.message != nil {
+		if err := h.message(tx.ts.tx, &r.m); err != nil {
+			return nil, err
+		}
+	}
+	out, ev, err := tx.db.createMessage(ctx, tx, r.tenant, &r.m)
+	if err != nil {
+		return nil, err
+	}
+	r.out = out
+	if ev == nil {
+		return nil, nil // a retry: the stored message, no event
+	}
+	r.event[0] = ev
+	return r.event[:], nil
+}
+
+func (r *msgReq) settle(err error, wrote bool) {
+	if err != nil {
+		r.out = nil
+	}
+	r.err, r.created = err, wrote
 }
 
 // batcher is the DB's part that queues messages for the writer goroutine.
@@ -174,30 +211,16 @@ func (db *DB) CreateMessage(ctx context.Context, tenant string, m *threads.Messa
 	}
 }
 
-// createMessageAlone is CreateMessage without group commit: one
-// transaction of its own. Only the benchmarks use it (OpenUnbatched in
+// createMessageAlone is CreateMessage without group commit: a batch of
+// its own, under the caller's context, with its statements as text, as
+// before group commit. Only the benchmarks use it (OpenUnbatched in
 // export_test.go), to compare.
 func (db *DB) createMessageAlone(ctx context.Context, tenant string, m *threads.Message) (*threads.Message, error) {
-	var out *threads.Message
-	var created bool
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		// As before group commit: statements as text; the savepoint is
-		// createMessage's to roll back to.
-		ts := &txStmts{tx: tx}
-		if _, err := ts.exec(ctx, stSavepoint); err != nil {
-			return err
-		}
-		var err error
-		out, created, err = db.createMessage(ctx, ts, tenant, m)
-		return err
-	})
-	if err != nil {
+	r := &msgReq{ctx: ctx, tenant: tenant, m: *m}
+	if err := changeBatch(db, ctx, []*msgReq{r}, false); err != nil {
 		return nil, err
 	}
-	if created {
-		db.notify(tenant)
-	}
-	return out, nil
+	return r.out, r.err
 }
 
 // writeLoop is the writer goroutine: it takes whatever is queued, up to
@@ -252,12 +275,12 @@ func (db *DB) runBatch(batch []*msgReq) {
 	if len(live) == 0 {
 		return
 	}
-	if err := db.writeBatch(live); err != nil {
+	// The batch's statements never run under a caller's context (see
+	// "Cancellation" above).
+	if err := changeBatch(db, context.Background(), live, true); err != nil {
 		for _, r := range live {
 			r.out, r.err, r.created = nil, err, false
 		}
-	} else {
-		db.notifyCreated(live)
 	}
 	for _, r := range live {
 		close(r.done)
@@ -280,102 +303,3 @@ const (
 	sqlRelease    = `RELEASE m`
 	sqlRollbackTo = `ROLLBACK TO m`
 )
-
-// writeBatch writes the batch in one transaction, each message in its own
-// savepoint, and sets each message's answer. It returns an error, and
-// nothing is stored, when the transaction as a whole failed: it could not
-// begin, a savepoint could not be rolled back or released, or COMMIT
-// failed. Its statements never see a caller's context (see above).
-func (db *DB) writeBatch(batch []*msgReq) (err error) {
-	ctx := context.Background()
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return mapErr(err)
-	}
-	defer func() {
-		if p := recover(); p != nil {
-			tx.Rollback()
-			err = db.recovered(p, "a batch")
-		}
-	}()
-	abandon := func(err error) error {
-		tx.Rollback()
-		return mapErr(err)
-	}
-	ts := db.inTx(tx)
-	ts.heads = make(map[string]*eventHead)
-	for _, r := range batch {
-		if _, err := ts.exec(ctx, stSavepoint); err != nil {
-			return abandon(err)
-		}
-		var out *threads.Message
-		var created bool
-		var err error
-		if h := db.batch.hooks; h != nil && h.message != nil {
-			err = h.message(tx, &r.m)
-		}
-		if err == nil {
-			out, created, err = db.createMessage(ctx, ts, r.tenant, &r.m)
-		}
-		if err != nil {
-			// If SQLite rolled back the whole transaction on this error, the
-			// savepoint is gone with it, ROLLBACK TO fails, and the batch is
-			// abandoned with the message's error, the one that explains it.
-			if _, e := ts.exec(ctx, stRollbackTo); e != nil {
-				return abandon(err)
-			}
-			out, created, err = nil, false, mapErr(err)
-		}
-		if _, e := ts.exec(ctx, stRelease); e != nil {
-			return abandon(e)
-		}
-		r.out, r.created, r.err = out, created, err
-	}
-	if err := ts.flushHeads(ctx); err != nil {
-		return abandon(err)
-	}
-	if err := tx.Commit(); err != nil {
-		// The driver rolls back what COMMIT left open (modernc's tx.Commit
-		// checks sqlite3_get_autocommit), so the connection is clean.
-		return commitErr(err)
-	}
-	return nil
-}
-
-// commitErr maps a failed COMMIT. A constraint code here is not a taken
-// id (that would have failed its INSERT, in its savepoint) but a refused
-// commit, so it is INTERNAL, not CONFLICT.
-func commitErr(err error) error {
-	mapped := mapErr(err)
-	if threads.ErrorCode(mapped) == threads.ECONFLICT {
-		return threads.Internal(err)
-	}
-	return mapped
-}
-
-// notifyCreated calls notify once for each tenant that got a new message.
-// Listeners must not block (threads.EventStore); one that panics is
-// logged, and the callers still get their answers.
-func (db *DB) notifyCreated(batch []*msgReq) {
-	defer func() {
-		if p := recover(); p != nil {
-			_ = db.recovered(p, "an OnEvents listener") // logged; the writes stand
-		}
-	}()
-	var tenants []string
-next:
-	for _, r := range batch {
-		if !r.created {
-			continue
-		}
-		for _, t := range tenants {
-			if t == r.tenant {
-				continue next
-			}
-		}
-		tenants = append(tenants, r.tenant)
-	}
-	for _, t := range tenants {
-		db.notify(t)
-	}
-}

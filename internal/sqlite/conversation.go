@@ -30,22 +30,21 @@ const (
 )
 
 // CreateConversation writes the conversation and its conversation.created
-// event in one transaction; c is updated only once both are committed.
+// event in one change; c is updated only once both are committed.
 func (db *DB) CreateConversation(ctx context.Context, tenant string, c *threads.Conversation) error {
 	created := *c
 	created.CreatedAt = threads.FromMicros(db.now())
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO conversations (tenant_id, id, group_id, topic, created_at) VALUES (?, ?, ?, ?, ?)`,
+	err := db.change(ctx, tenant, func(ctx context.Context, tx *changeTx) ([]*threads.Event, error) {
+		_, err := tx.Exec(ctx, `INSERT INTO conversations (tenant_id, id, group_id, topic, created_at) VALUES (?, ?, ?, ?, ?)`,
 			tenant, c.ID, c.GroupID, c.Topic, threads.Micros(created.CreatedAt))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return db.insertEvent(ctx, tx, tenant, threads.NewConversationEvent(threads.EventConversationCreated, &created))
+		return []*threads.Event{threads.NewConversationEvent(threads.EventConversationCreated, &created)}, nil
 	})
 	if err != nil {
 		return err
 	}
-	db.notify(tenant)
 	c.CreatedAt = created.CreatedAt
 	return nil
 }
@@ -63,20 +62,18 @@ func (db *DB) FindConversation(ctx context.Context, tenant, id, groupID string) 
 
 func (db *DB) UpdateConversation(ctx context.Context, tenant, id, topic string) (*threads.Conversation, error) {
 	var c *threads.Conversation
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		var err error
-		c, err = scanConversation(tx.QueryRowContext(ctx,
+	err := db.change(ctx, tenant, func(ctx context.Context, tx *changeTx) (_ []*threads.Event, err error) {
+		c, err = scanConversation(tx.QueryRow(ctx,
 			`UPDATE conversations SET topic = ? WHERE tenant_id = ? AND id = ? RETURNING id, group_id, topic, created_at`,
 			topic, tenant, id))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return db.insertEvent(ctx, tx, tenant, threads.NewConversationEvent(threads.EventConversationUpdated, c))
+		return []*threads.Event{threads.NewConversationEvent(threads.EventConversationUpdated, c)}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	db.notify(tenant)
 	return c, nil
 }
 
@@ -91,23 +88,22 @@ func (db *DB) UpdateConversation(ctx context.Context, tenant, id, topic string) 
 // huge conversation cannot hold the request past its deadline; what is
 // left goes on after the answer.
 func (db *DB) DeleteConversation(ctx context.Context, tenant, id string) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		c, err := scanConversation(tx.QueryRowContext(ctx,
+	err := db.change(ctx, tenant, func(ctx context.Context, tx *changeTx) ([]*threads.Event, error) {
+		c, err := scanConversation(tx.QueryRow(ctx,
 			`DELETE FROM conversations WHERE tenant_id = ? AND id = ? RETURNING id, group_id, topic, created_at`, tenant, id))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO deleted_conversations (tenant_id, id, deleted_at) VALUES (?, ?, ?)`,
+		_, err = tx.Exec(ctx, `INSERT OR REPLACE INTO deleted_conversations (tenant_id, id, deleted_at) VALUES (?, ?, ?)`,
 			tenant, id, db.now())
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return db.insertEvent(ctx, tx, tenant, threads.NewConversationEvent(threads.EventConversationDeleted, c))
+		return []*threads.Event{threads.NewConversationEvent(threads.EventConversationDeleted, c)}, nil
 	})
 	if err != nil {
 		return err
 	}
-	db.notify(tenant)
 	run := db.purges.start(tenant, id, db.logPurge)
 	select {
 	case <-run.done:

@@ -222,6 +222,8 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 // write runs fn in one IMMEDIATE transaction on the writer connection.
+// It is for writes that make no event (keys, purges, migrations); a
+// change that writes events goes through change (change.go).
 func (db *DB) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {

@@ -45,15 +45,10 @@ const (
 		SELECT tenant_id, pos FROM events WHERE at < ?1 LIMIT ?2)`
 )
 
-// insertEvent appends e to the tenant's log inside tx, the transaction of
-// the change it describes, and sets e.Cursor. The caller calls notify once
-// tx has committed.
-func (db *DB) insertEvent(ctx context.Context, tx *sql.Tx, tenant string, e *threads.Event) error {
-	return db.appendEvent(ctx, db.inTx(tx), tenant, e)
-}
-
-// appendEvent is insertEvent with the transaction's statements (stmts.go).
-// In a batch (ts.heads set) the tenant's counter is kept in memory and
+// appendEvent appends e to the tenant's log in the transaction of the
+// change it describes (ts, its statements: stmts.go), and sets e.Cursor.
+// Only the changes' entry point calls it (change.go), and tells the
+// listeners (notify) once the transaction has committed. In a batch (ts.heads set) the tenant's counter is kept in memory and
 // written once per tenant at the end of the batch (flushHeads), not
 // advanced by a statement per message.
 func (db *DB) appendEvent(ctx context.Context, ts *txStmts, tenant string, e *threads.Event) error {

@@ -30,67 +30,66 @@ const (
 		ORDER BY sent_at DESC LIMIT ?4`
 )
 
-// createMessage does CreateMessage's work inside the writer's transaction,
-// in a savepoint that the caller has opened (a batch's, one per message;
-// see batch.go) and that it may roll back to. SQLite serializes the
+// createMessage is CreateMessage's change, inside a batch (change.go:
+// changeBatch; see batch.go), in the savepoint that the batch opened for
+// it and that it may roll back to (tx.undo). SQLite serializes the
 // writer's transactions: the counter, the insert and the id check cannot
-// interleave with another writer's. created reports whether a new message
-// (and its event) was written.
+// interleave with another writer's. It returns the message to answer
+// with, and the message.created event when it stored a new message (nil
+// for a retry).
 //
 // It is optimistic: a new id is the common case, so it advances the
 // counter and inserts at once, and the unique index messages_by_id finds
 // a taken id (a retry or a conflict) instead of a lookup before every
 // insert, which the profile of group commit showed at a tenth of the
 // writer goroutine. A taken id, or a conversation that is not there,
-// rolls back to the savepoint, undoing the counter, and answers from
+// undoes the change so far (the counter), and answers from
 // existingMessage.
-func (db *DB) createMessage(ctx context.Context, ts *txStmts, tenant string, m *threads.Message) (_ *threads.Message, created bool, err error) {
+func (db *DB) createMessage(ctx context.Context, tx *changeTx, tenant string, m *threads.Message) (*threads.Message, *threads.Event, error) {
 	out := *m
 	var sentAt int64
 	var groupID string
-	err = ts.queryRow(ctx, stAdvanceCounter, db.now(), tenant, m.ConversationID).Scan(&out.Seq, &sentAt, &groupID)
+	err := tx.queryRow(ctx, stAdvanceCounter, db.now(), tenant, m.ConversationID).Scan(&out.Seq, &sentAt, &groupID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return db.existingMessage(ctx, ts, tenant, m)
+		stored, err := db.existingMessage(ctx, tx, tenant, m)
+		return stored, nil, err
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
-	if _, err := ts.exec(ctx, stInsertMessage, tenant, m.ConversationID, sentAt, out.Seq, m.ID, m.AuthorID, m.Text); err != nil {
+	if _, err := tx.exec(ctx, stInsertMessage, tenant, m.ConversationID, sentAt, out.Seq, m.ID, m.AuthorID, m.Text); err != nil {
 		if !idTaken(err) {
-			return nil, false, err
+			return nil, nil, err
 		}
-		if _, err := ts.exec(ctx, stRollbackTo); err != nil {
-			return nil, false, err
+		if err := tx.undo(ctx); err != nil {
+			return nil, nil, err
 		}
-		return db.existingMessage(ctx, ts, tenant, m)
+		stored, err := db.existingMessage(ctx, tx, tenant, m)
+		return stored, nil, err
 	}
 	out.SentAt = threads.FromMicros(sentAt)
-	if err := db.appendEvent(ctx, ts, tenant, threads.NewMessageEvent(groupID, &out)); err != nil {
-		return nil, false, err
-	}
-	return &out, true, nil
+	return &out, threads.NewMessageEvent(groupID, &out), nil
 }
 
 // existingMessage answers a CreateMessage that stored nothing, by the
 // rule of threads.ResolveMessageRetry: the stored message under m.ID (a
 // retry), CONFLICT, or NOT_FOUND.
-func (db *DB) existingMessage(ctx context.Context, ts *txStmts, tenant string, m *threads.Message) (*threads.Message, bool, error) {
-	stored, err := scanMessage(ts.queryRow(ctx, stMessageByID, tenant, m.ID))
+func (db *DB) existingMessage(ctx context.Context, tx *changeTx, tenant string, m *threads.Message) (*threads.Message, error) {
+	stored, err := scanMessage(tx.queryRow(ctx, stMessageByID, tenant, m.ID))
 	if errors.Is(err, sql.ErrNoRows) {
 		stored, err = nil, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	out, err := threads.ResolveMessageRetry(m, stored, func() (bool, error) {
+	return threads.ResolveMessageRetry(m, stored, func() (bool, error) {
 		var one int
-		err := ts.queryRow(ctx, stConversationExists, tenant, m.ConversationID).Scan(&one)
+		err := tx.queryRow(ctx, stConversationExists, tenant, m.ConversationID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {
 			return false, nil
 		}
 		return err == nil, err
 	})
-	return out, false, err
 }
 
 // idTaken reports whether err is the unique index messages_by_id refusing
