@@ -15,15 +15,21 @@ import (
 // purgeBatch is how many messages one purge statement removes.
 const purgeBatch = 1000
 
-// insertConversation inserts the row and its conversation.created event
-// in one statement; see the path constants in event.go.
-var insertConversation = `WITH ` + lockCTE("$7", "") + `,
-c AS (
+// createConversation is CreateConversation's change, one statement: the
+// row, and its conversation.created event (change.go: newStatement), whose
+// data is Go's template with created_at filled in (see the path constants
+// in event.go). $1 tenant, $2 id, $3 group, $4 topic, $5 the event's type,
+// $6 its template.
+var createConversation = newStatement("CreateConversation", false, statement{
+	params: 6,
+	writes: `c AS (
 	INSERT INTO conversations (tenant_id, id, group_id, topic, created_at)
-	SELECT $1, $2, $3, $4, ` + nowMicros + ` FROM l RETURNING created_at)
-INSERT INTO events (tenant_id, at, type, group_id, conversation_id, data)
-SELECT $1, c.created_at, $5, $3, $2, jsonb_set($6::jsonb, '` + pathCreatedAt + `', ` + jsonTime("c.created_at") + `) FROM c
-RETURNING at, ` + txidOut
+	SELECT $1, $2, $3, $4, ` + nowMicros + ` FROM l RETURNING created_at)`,
+	eventAt: `c.created_at`, eventType: `$5`, eventGroup: `$3`, eventConversation: `$2`,
+	eventData: `jsonb_set($6::jsonb, '` + pathCreatedAt + `', ` + jsonTime("c.created_at") + `)`,
+	eventFrom: `c`,
+	result:    `c.created_at FROM c`,
+})
 
 func (db *DB) CreateConversation(ctx context.Context, tenant string, c *threads.Conversation) error {
 	tmpl := *c
@@ -32,14 +38,12 @@ func (db *DB) CreateConversation(ctx context.Context, tenant string, c *threads.
 	if err != nil {
 		return threads.Internal(err)
 	}
-	var created, txid int64
-	err = db.pool.QueryRow(ctx, insertConversation, tenant, c.ID, c.GroupID, c.Topic,
-		threads.EventConversationCreated, data, db.eventLockKey(tenant)).Scan(&created, &txid)
-	if err != nil {
+	var created int64
+	if err := db.changeStatement(ctx, createConversation, tenant, c.ID,
+		[]any{tenant, c.ID, c.GroupID, c.Topic, threads.EventConversationCreated, data}, &created); err != nil {
 		return mapErr(err)
 	}
 	c.CreatedAt = threads.FromMicros(created)
-	db.published(tenant, txid)
 	return nil
 }
 
@@ -55,26 +59,28 @@ func (db *DB) FindConversation(ctx context.Context, tenant, id, groupID string) 
 	return c, nil
 }
 
-// UpdateConversation and DeleteConversation write their event with a
-// second statement in the transaction: they are rare, and the event needs
-// the row as the first statement returns it.
+// The writers of UpdateConversation and DeleteConversation: a
+// transaction each (change.go: change), whose event is a second statement,
+// since it needs the row as the first statement returns it. They are rare.
+var (
+	updateConversation = newWriter("UpdateConversation", true)
+	deleteConversation = newWriter("DeleteConversation", true)
+)
+
 func (db *DB) UpdateConversation(ctx context.Context, tenant, id, topic string) (*threads.Conversation, error) {
 	var c *threads.Conversation
-	var txid int64
-	err := db.tx(ctx, func(tx pgx.Tx) (err error) {
-		c, err = scanConversation(tx.QueryRow(ctx, `WITH `+lockCTE("$4", "$5")+`
-			UPDATE conversations SET topic = $3 FROM l WHERE tenant_id = $1 AND id = $2 RETURNING id, group_id, topic, created_at`,
-			tenant, id, topic, db.eventLockKey(tenant), db.conversationLockKey(tenant, id)))
+	err := db.change(ctx, updateConversation, tenant, id, func(ctx context.Context, tx *changeTx) (_ []*threads.Event, err error) {
+		c, err = scanConversation(tx.QueryRow(ctx,
+			`UPDATE conversations SET topic = $3 WHERE tenant_id = $1 AND id = $2 RETURNING id, group_id, topic, created_at`,
+			tenant, id, topic))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		txid, err = db.insertEvent(ctx, tx, tenant, threads.NewConversationEvent(threads.EventConversationUpdated, c))
-		return err
+		return []*threads.Event{threads.NewConversationEvent(threads.EventConversationUpdated, c)}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	db.published(tenant, txid)
 	return c, nil
 }
 
@@ -87,25 +93,21 @@ func (db *DB) UpdateConversation(ctx context.Context, tenant, id, topic string) 
 // then goes on after the answer, and the sweep finishes it if this
 // process stops first.
 func (db *DB) DeleteConversation(ctx context.Context, tenant, id string) error {
-	var txid int64
-	err := db.tx(ctx, func(tx pgx.Tx) error {
-		c, err := scanConversation(tx.QueryRow(ctx, `WITH `+lockCTE("$3", "$4")+`,
-			d AS (
-				DELETE FROM conversations USING l WHERE tenant_id = $1 AND id = $2 RETURNING id, group_id, topic, created_at),
+	err := db.change(ctx, deleteConversation, tenant, id, func(ctx context.Context, tx *changeTx) ([]*threads.Event, error) {
+		c, err := scanConversation(tx.QueryRow(ctx, `WITH d AS (
+				DELETE FROM conversations WHERE tenant_id = $1 AND id = $2 RETURNING id, group_id, topic, created_at),
 			t AS (
 				INSERT INTO deleted_conversations (tenant_id, id, deleted_at) SELECT $1, id, `+nowMicros+` FROM d
 				ON CONFLICT (tenant_id, id) DO NOTHING)
-			SELECT id, group_id, topic, created_at FROM d`, tenant, id, db.eventLockKey(tenant), db.conversationLockKey(tenant, id)))
+			SELECT id, group_id, topic, created_at FROM d`, tenant, id))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		txid, err = db.insertEvent(ctx, tx, tenant, threads.NewConversationEvent(threads.EventConversationDeleted, c))
-		return err
+		return []*threads.Event{threads.NewConversationEvent(threads.EventConversationDeleted, c)}, nil
 	})
 	if err != nil {
 		return err
 	}
-	db.published(tenant, txid)
 	run := db.purges.start(tenant, id, db.logPurge)
 	select {
 	case <-run.done:

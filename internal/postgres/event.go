@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/threads-server/threads"
 )
 
@@ -14,25 +13,6 @@ import (
 // EventCursor carries them as Hi = txid and Lo = id; xid8 travels through
 // SQL as text because it has no cast to or from bigint.
 const txidOut = `txid::text::bigint`
-
-// insertEventSQL writes one event in the caller's transaction, stamped now
-// by the database's clock; txid defaults to the transaction's id. It takes
-// the tenant's event lock first, so it may be a transaction's first write.
-var insertEventSQL = `WITH ` + lockCTE("$6", "") + `
-INSERT INTO events (tenant_id, at, type, group_id, conversation_id, data)
-SELECT $1, ` + nowMicros + `, $2, $3, $4, $5::jsonb FROM l RETURNING ` + txidOut
-
-// insertEvent writes e in tx and returns the transaction's id, which the
-// notifier needs to tell when the event has become readable. A transaction
-// that wrote before calling it must have taken the event lock then.
-func (db *DB) insertEvent(ctx context.Context, tx pgx.Tx, tenant string, e *threads.Event) (txid int64, err error) {
-	data, err := e.MarshalData()
-	if err != nil {
-		return 0, err
-	}
-	err = tx.QueryRow(ctx, insertEventSQL, tenant, e.Type, e.GroupID, e.ConversationID, data, db.eventLockKey(tenant)).Scan(&txid)
-	return txid, err
-}
 
 // The creates write their event in the same statement as their row (one
 // round trip, and for messages no extra time under the conversation's

@@ -14,9 +14,29 @@ import (
 // Pool is the store's pool, for raw transactions.
 func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
-// InsertEvent writes e in tx the way the store's methods do.
+// InsertEvent writes e in tx the way the changes' entry point does: the
+// tenant's event lock first, sent with the insert.
 func (db *DB) InsertEvent(ctx context.Context, tx pgx.Tx, tenant string, e *threads.Event) (txid int64, err error) {
-	return db.insertEvent(ctx, tx, tenant, e)
+	t := &changeTx{tx: tx, keys: []any{db.eventLockKey(tenant)}}
+	return t.insertEvents(ctx, tenant, []*threads.Event{e})
+}
+
+// WriterInfo describes a writer: a kind of change that writes events,
+// declared with the changes' entry point (change.go).
+type WriterInfo struct {
+	Name string
+	// Conversation: it takes the conversation's lock as well as the
+	// tenant's.
+	Conversation bool
+}
+
+// Writers are every writer declared, in order.
+func Writers() []WriterInfo {
+	var out []WriterInfo
+	for _, w := range writers {
+		out = append(out, WriterInfo{Name: w.name, Conversation: w.conversation})
+	}
+	return out
 }
 
 // ListenerPID is the listener's backend, 0 while it reconnects.

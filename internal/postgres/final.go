@@ -32,25 +32,15 @@ import (
 // go back, which the broker relies on when a subscriber's replay hands
 // over to the live tail.
 
-// lockCTE is the writers' part: a CTE named l that takes the tenant's
-// event lock (param tenantKey), joined into the first write of the
-// transaction (INSERT … SELECT … FROM l, UPDATE … FROM l, DELETE … USING l)
-// so that it runs before the write gets a txid.
-//
-// A change to an existing conversation also takes, first, the
-// conversation's lock (param convKey, exclusive; see conversationLockKey):
-// it is what serializes writers of one conversation, so that each takes
-// its txid only once the previous one has committed, and the log's txid
-// order within a conversation is the order of its changes (message.created
-// in seq order). The conversation row's own lock would not do: an UPDATE
-// takes its txid before it waits for the row.
-func lockCTE(tenantKey, convKey string) string {
-	locks := `pg_advisory_xact_lock_shared(` + tenantKey + `)`
-	if convKey != "" {
-		locks = `pg_advisory_xact_lock(` + convKey + `), ` + locks
-	}
-	return `l AS (SELECT ` + locks + `)`
-}
+// The writers' half, the locks, is taken by the changes' entry point
+// (change.go: lockCTE and change). A change to an existing conversation
+// also takes, first, the conversation's lock (exclusive; see
+// conversationLockKey): it is what serializes writers of one
+// conversation, so that each takes its txid only once the previous one has
+// committed, and the log's txid order within a conversation is the order
+// of its changes (message.created in seq order). The conversation row's
+// own lock would not do: an UPDATE takes its txid before it waits for the
+// row.
 
 // tenantFinal is what a process knows about one tenant's log.
 type tenantFinal struct {
@@ -85,7 +75,7 @@ func (fs *finals) get(tenant string) *tenantFinal {
 	return tf.(*tenantFinal)
 }
 
-// conversationLockKey is the conversation's lock (lockCTE), per schema.
+// conversationLockKey is the conversation's lock (change.go), per schema.
 // A collision between two conversations only serializes their writers.
 func (db *DB) conversationLockKey(tenant, id string) int64 {
 	h := fnv.New64a()

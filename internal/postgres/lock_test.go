@@ -9,65 +9,94 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/threads-server/threads"
 	"github.com/threads-server/threads/internal/apitest"
+	"github.com/threads-server/threads/internal/postgres"
 	"github.com/threads-server/threads/internal/postgres/pgtest"
 )
 
-// TestLocksBeforeTxid checks the writers' half of final.go on every path
-// that writes events: each takes the tenant's event lock, and a change to
-// an existing conversation the conversation's lock, before its
-// transaction has a txid. A checker holds one lock exclusively; the write
-// must then be found waiting for it with no txid yet, and complete once
-// the lock is released.
+// TestLocksBeforeTxid checks the writers' half of final.go on every
+// writer declared with the changes' entry point (postgres.Writers: a
+// writer added to the store joins that list by being declared): each takes
+// the tenant's event lock, and a writer of an existing conversation the
+// conversation's lock, before its transaction has a txid. A checker holds
+// one lock exclusively; the write must then be found waiting for it with
+// no txid yet, and complete once the lock is released. A declared writer
+// that run below cannot make write fails the test, so that each new
+// writer gets its case.
 func TestLocksBeforeTxid(t *testing.T) {
 	db := pgtest.Open(t)
 	ctx := t.Context()
-	c := createConv(t, db, "c")
-	tenant, conv := db.EventLockKey(acme), db.ConversationLockKey(acme, c.ID)
-	other := &threads.Conversation{ID: "other", GroupID: "g", Topic: "t"}
 	checker, err := db.Pool().Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer checker.Release()
 
-	update := func(ctx context.Context) error {
-		_, err := db.UpdateConversation(ctx, acme, c.ID, "new topic")
-		return err
+	// run makes each writer write once, given a conversation of its own.
+	run := map[string]func(ctx context.Context, c *threads.Conversation) error{
+		"CreateConversation": func(ctx context.Context, c *threads.Conversation) error {
+			return db.CreateConversation(ctx, acme, &threads.Conversation{ID: c.ID + "-new", GroupID: "g", Topic: "t"})
+		},
+		"UpdateConversation": func(ctx context.Context, c *threads.Conversation) error {
+			_, err := db.UpdateConversation(ctx, acme, c.ID, "new topic")
+			return err
+		},
+		"DeleteConversation": func(ctx context.Context, c *threads.Conversation) error {
+			return db.DeleteConversation(ctx, acme, c.ID)
+		},
+		"CreateMessage": func(ctx context.Context, c *threads.Conversation) error {
+			_, err := db.CreateMessage(ctx, acme, &threads.Message{ID: c.ID + "-m", ConversationID: c.ID, AuthorID: "a", Text: "x"})
+			return err
+		},
 	}
-	message := func(id string) func(context.Context) error {
-		return func(ctx context.Context) error {
-			_, err := db.CreateMessage(ctx, acme, &threads.Message{ID: id, ConversationID: c.ID, AuthorID: "a", Text: "x"})
+	writers := postgres.Writers()
+	declared := map[string]bool{}
+	for i, w := range writers {
+		declared[w.Name] = true
+		write, ok := run[w.Name]
+		if !ok {
+			t.Errorf("writer %s is declared, but this test cannot make it write: add it to run", w.Name)
+			continue
+		}
+		locks := []string{"tenant"}
+		if w.Conversation {
+			locks = append(locks, "conversation")
+		}
+		for _, lock := range locks {
+			c := createConv(t, db, fmt.Sprintf("c%d-%s", i, lock))
+			key := db.EventLockKey(acme)
+			if lock == "conversation" {
+				key = db.ConversationLockKey(acme, c.ID)
+			}
+			if err := holdAndWrite(ctx, checker, key, func(ctx context.Context) error { return write(ctx, c) }); err != nil {
+				t.Errorf("%s under the %s's lock: %v", w.Name, lock, err)
+			}
+		}
+	}
+	for name := range run {
+		if !declared[name] {
+			t.Errorf("run has a case for %s, which is no declared writer", name)
+		}
+	}
+	if len(writers) < len(run) {
+		t.Errorf("%d writers declared, want at least the %d this test knows", len(writers), len(run))
+	}
+
+	// The entry point's event write alone in a transaction (InsertEvent,
+	// which tests use for raw transactions) takes the tenant's lock first
+	// too.
+	c := createConv(t, db, "raw")
+	if err := holdAndWrite(ctx, checker, db.EventLockKey(acme), func(ctx context.Context) error {
+		tx, err := db.Pool().Begin(ctx)
+		if err != nil {
 			return err
 		}
-	}
-	for _, w := range []struct {
-		name, lock string
-		key        int64
-		write      func(context.Context) error
-	}{
-		{"CreateConversation", "tenant", tenant, func(ctx context.Context) error { return db.CreateConversation(ctx, acme, other) }},
-		{"UpdateConversation", "tenant", tenant, update},
-		{"UpdateConversation", "conversation", conv, update},
-		{"CreateMessage", "tenant", tenant, message("m1")},
-		{"CreateMessage", "conversation", conv, message("m2")},
-		{"InsertEvent", "tenant", tenant, func(ctx context.Context) error {
-			tx, err := db.Pool().Begin(ctx)
-			if err != nil {
-				return err
-			}
-			defer tx.Rollback(context.Background())
-			if _, err := db.InsertEvent(ctx, tx, acme, threads.NewConversationEvent(threads.EventConversationUpdated, c)); err != nil {
-				return err
-			}
-			return tx.Commit(ctx)
-		}},
-		{"DeleteConversation", "tenant", tenant, func(ctx context.Context) error { return db.DeleteConversation(ctx, acme, other.ID) }},
-		{"DeleteConversation", "conversation", conv, func(ctx context.Context) error { return db.DeleteConversation(ctx, acme, c.ID) }},
-	} {
-		what := w.name + " under the " + w.lock + "'s lock"
-		if err := holdAndWrite(ctx, checker, w.key, w.write); err != nil {
-			t.Errorf("%s: %v", what, err)
+		defer tx.Rollback(context.Background())
+		if _, err := db.InsertEvent(ctx, tx, acme, threads.NewConversationEvent(threads.EventConversationUpdated, c)); err != nil {
+			return err
 		}
+		return tx.Commit(ctx)
+	}); err != nil {
+		t.Errorf("InsertEvent under the tenant's lock: %v", err)
 	}
 }
 

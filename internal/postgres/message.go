@@ -10,13 +10,14 @@ import (
 	"github.com/threads-server/threads"
 )
 
-// insertMessage takes the conversation's lock and the tenant's event lock
-// (see lockCTE), advances the conversation's counter, and inserts the
-// message and its message.created event, in one statement, run on its
-// own (autocommit): one round trip, where BEGIN, the statement and COMMIT
-// took three. The conversation's lock, held until commit, makes writers
-// of one conversation take turns, on every replica, so seq and sent_at
-// are assigned one writer at a time and each writer's txid (taken by the
+// createMessage is CreateMessage's change, one statement (change.go:
+// newStatement adds the locks before it and the event after it): it
+// advances the conversation's counter and inserts the message, and the
+// message.created event follows, all in one statement run on its own
+// (autocommit): one round trip, where BEGIN, the statement and COMMIT took
+// three. The conversation's lock, held until commit, makes writers of one
+// conversation take turns, on every replica, so seq and sent_at are
+// assigned one writer at a time and each writer's txid (taken by the
 // UPDATE, after the lock) is greater than the previous one's; GREATEST
 // keeps sent_at strictly increasing even if the database clock steps
 // back. A taken client id fails the statement with a unique violation
@@ -24,22 +25,22 @@ import (
 // its transaction), which undoes the counter too, so it keeps no gap. The
 // event adds no time under the lock. The event's group comes from the
 // counter's row, and its data is Go's template with seq and sent_at
-// filled in (see event.go).
-var insertMessage = `WITH ` + lockCTE("$8", "$9") + `,
-c AS (
+// filled in (see event.go). $1 tenant, $2 conversation, $3 id, $4 author,
+// $5 text, $6 the event's type, $7 its template.
+var createMessage = newStatement("CreateMessage", true, statement{
+	params: 7,
+	writes: `c AS (
 	UPDATE conversations SET last_seq = last_seq + 1, last_sent_at = GREATEST(last_sent_at + 1, ` + nowMicros + `)
 	FROM l WHERE tenant_id = $1 AND id = $2 RETURNING group_id, last_seq, last_sent_at),
 m AS (
 	INSERT INTO messages (tenant_id, conversation_id, sent_at, seq, id, author_id, text)
 	SELECT $1, $2, c.last_sent_at, c.last_seq, $3, $4, $5 FROM c
-	RETURNING seq, sent_at),
-e AS (
-	INSERT INTO events (tenant_id, at, type, group_id, conversation_id, data)
-	SELECT $1, m.sent_at, $6, c.group_id, $2,
-		jsonb_set(jsonb_set($7::jsonb, '` + pathSeq + `', to_jsonb(m.seq)), '` + pathSentAt + `', ` + jsonTime("m.sent_at") + `)
-	FROM m, c
-	RETURNING ` + txidOut + ` AS txid)
-SELECT m.seq, m.sent_at, (SELECT txid FROM e) FROM m`
+	RETURNING seq, sent_at)`,
+	eventAt: `m.sent_at`, eventType: `$6`, eventGroup: `c.group_id`, eventConversation: `$2`,
+	eventData: `jsonb_set(jsonb_set($7::jsonb, '` + pathSeq + `', to_jsonb(m.seq)), '` + pathSentAt + `', ` + jsonTime("m.sent_at") + `)`,
+	eventFrom: `m, c`,
+	result:    `m.seq, m.sent_at FROM m`,
+})
 
 func (db *DB) CreateMessage(ctx context.Context, tenant string, m *threads.Message) (*threads.Message, error) {
 	out := *m
@@ -48,14 +49,13 @@ func (db *DB) CreateMessage(ctx context.Context, tenant string, m *threads.Messa
 	if err != nil {
 		return nil, threads.Internal(err)
 	}
-	var txid, sentAt int64
-	err = db.pool.QueryRow(ctx, insertMessage, tenant, m.ConversationID, m.ID, m.AuthorID, m.Text,
-		threads.EventMessageCreated, data, db.eventLockKey(tenant), db.conversationLockKey(tenant, m.ConversationID)).Scan(&out.Seq, &sentAt, &txid)
+	var sentAt int64
+	err = db.changeStatement(ctx, createMessage, tenant, m.ConversationID,
+		[]any{tenant, m.ConversationID, m.ID, m.AuthorID, m.Text, threads.EventMessageCreated, data}, &out.Seq, &sentAt)
 	var pe *pgconn.PgError
 	switch {
 	case err == nil:
 		out.SentAt = threads.FromMicros(sentAt)
-		db.published(tenant, txid)
 		return &out, nil
 	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "messages_by_id":
 	default:
