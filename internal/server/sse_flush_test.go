@@ -3,12 +3,14 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/threads-server/threads/internal/apitest"
 )
 
 // flushCounter is a ResponseWriter that keeps what is written and counts
@@ -64,18 +66,7 @@ func TestEventsBurstSharesFlushes(t *testing.T) {
 		defer close(done)
 		e.api.Handler().ServeHTTP(w, req)
 	}()
-	// A liveness guard, not a speed assertion.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if got, _ := w.state(); got == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			got, _ := w.state()
-			t.Fatalf("%d of %d events replayed", got, n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	apitest.Eventually(t, fmt.Sprintf("%d events replayed", n), func() bool { got, _ := w.state(); return got == n })
 	cancel()
 	<-done
 	if _, flushes := w.state(); flushes > n/4 {
