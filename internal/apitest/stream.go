@@ -101,6 +101,13 @@ func (s *Stream) Next() Event {
 // test's may call it.
 func (s *Stream) NextRaw() (*sse.Event, error) { return s.r.Next() }
 
+// Header is the stream's response header.
+func (s *Stream) Header() http.Header { return s.res.Header }
+
+// Reader is the stream's SSE reader, for tests that watch its id-only
+// blocks (Reader().IDOnly) or read it their own way.
+func (s *Stream) Reader() *sse.Reader { return s.r }
+
 // LastID is what EventSource would send as Last-Event-ID now.
 func (s *Stream) LastID() string { return s.r.LastID() }
 

@@ -2,8 +2,6 @@ package postgres_test
 
 import (
 	"fmt"
-	"net"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -18,15 +16,8 @@ import (
 // (38 MiB) are selected, and less than twice MaxAnswerBytes may cross
 // the wire.
 func TestRecentMessagesSendsBounded(t *testing.T) {
-	u, err := url.Parse(pgtest.SchemaURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := u.Port()
-	if port == "" {
-		port = "5432"
-	}
-	proxy := startProxy(t, net.JoinHostPort(u.Hostname(), port))
+	u, addr := schemaAddr(t)
+	proxy := startProxy(t, addr)
 	u.Host = proxy.addr
 	st := pgtest.OpenURL(t, u.String())
 	ctx := t.Context()
@@ -45,7 +36,7 @@ func TestRecentMessagesSendsBounded(t *testing.T) {
 		ids = append(ids, c.ID)
 	}
 	before := proxy.down.Load()
-	_, err = st.RecentMessages(ctx, "acme", threads.RecentFilter{ConversationIDs: ids, PerConversation: threads.MaxMessageLimit})
+	_, err := st.RecentMessages(ctx, "acme", threads.RecentFilter{ConversationIDs: ids, PerConversation: threads.MaxMessageLimit})
 	if threads.ErrorCode(err) != threads.ETOOLARGE {
 		t.Fatalf("RecentMessages: %v, want TOO_LARGE", err)
 	}

@@ -305,6 +305,21 @@ func TestOutage(t *testing.T) {
 		len(stored), len(ackedMsgs), len(stored)-len(ackedStored))
 }
 
+// schemaAddr returns a fresh schema's URL and the host:port it names, for
+// a test that puts a proxy in between.
+func schemaAddr(t *testing.T) (*url.URL, string) {
+	t.Helper()
+	u, err := url.Parse(pgtest.SchemaURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "5432"
+	}
+	return u, net.JoinHostPort(u.Hostname(), port)
+}
+
 // tcpProxy forwards TCP connections from a local port to target. Cut
 // refuses new connections and severs live ones, as a database host that
 // goes away does; Restore listens again on the same port.

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -23,15 +22,8 @@ import (
 // answer 503 UNAVAILABLE rather than hang, and recover once the network
 // is back.
 func TestSilentPartition(t *testing.T) {
-	u, err := url.Parse(pgtest.SchemaURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := u.Port()
-	if port == "" {
-		port = "5432"
-	}
-	hole := startBlackhole(t, net.JoinHostPort(u.Hostname(), port))
+	u, addr := schemaAddr(t)
+	hole := startBlackhole(t, addr)
 	u.Host = hole.addr
 	q := u.Query()
 	q.Set("connect_timeout", "1")

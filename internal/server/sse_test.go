@@ -22,7 +22,7 @@ func TestEventsLive(t *testing.T) {
 	for k, want := range map[string]string{
 		"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
 	} {
-		if got := s.res.Header.Get(k); got != want {
+		if got := s.Header().Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
