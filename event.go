@@ -25,6 +25,14 @@ const (
 // DefaultEventRetention is how long events stay available for resuming.
 const DefaultEventRetention = 7 * 24 * time.Hour
 
+// EventsExpireBefore is when the events that a store may purge were made,
+// now, for a retention window: before the window, with an hour's margin,
+// so that a cursor just inside the window (which a stream accepts) still
+// finds what follows it.
+func EventsExpireBefore(now time.Time, retention time.Duration) time.Time {
+	return now.Add(-retention - time.Hour)
+}
+
 // MaxEventPageBytes bounds one read of the event log by size, as
 // ReadEvents' limit bounds it by count: a read stops once the stored
 // payloads (the JSON of each event's object) it has read reach this many

@@ -93,3 +93,10 @@ func TestConversationInGroup(t *testing.T) {
 		t.Errorf("InGroup: any %v, own %v, other %v; want true, true, false", c.InGroup(""), c.InGroup("g"), c.InGroup("h"))
 	}
 }
+
+func TestEventsExpireBefore(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	if got, want := threads.EventsExpireBefore(now, 24*time.Hour), time.Date(2026, 12, 1, 11, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("EventsExpireBefore(a day) = %v, want %v: the window and an hour's margin", got, want)
+	}
+}

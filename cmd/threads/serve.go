@@ -47,6 +47,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
+	// The store's maintenance purges events older than the retention; 0
+	// (or less) is the default, as for the broker's check of cursors.
+	dbf.eventRetention = *retention
+	if dbf.eventRetention <= 0 {
+		dbf.eventRetention = threads.DefaultEventRetention
+	}
 	db, err := dbf.open(ctx, log)
 	if err != nil {
 		return err
@@ -68,9 +74,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	events := broker.New(broker.Config{Store: db, Logger: log, Retention: *retention})
-	bctx, stopBroker := context.WithCancel(context.Background())
-	defer stopBroker()
-	go events.Run(bctx, 10*time.Minute)
 	api := server.New(server.Config{Store: db, Logger: log, Events: events, MaxStreamsPerKey: *maxStreams,
 		RequestTimeout: *reqTimeout, RateLimit: *rateLimit, RateBurst: *rateBurst, KeyCacheTTL: *keyTTL})
 	srv := server.HTTPServer(*addr, api.Handler(), log)

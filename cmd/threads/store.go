@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/threads-server/threads"
 	"github.com/threads-server/threads/internal/postgres"
@@ -17,6 +18,10 @@ import (
 type dbFlags struct {
 	db         string
 	sqliteSync string
+	// eventRetention is the store's event retention (serve's
+	// --event-retention): its maintenance purges older events. Zero, for
+	// the other commands, purges none.
+	eventRetention time.Duration
 }
 
 func (f *dbFlags) register(fs *flag.FlagSet) {
@@ -47,11 +52,11 @@ func (f *dbFlags) open(ctx context.Context, log *slog.Logger) (store, error) {
 	dsn := f.db
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return postgres.Open(ctx, dsn, postgres.Options{Logger: log})
+		return postgres.Open(ctx, dsn, postgres.Options{Logger: log, EventRetention: f.eventRetention})
 	case strings.HasPrefix(dsn, "sqlite:"):
 		dsn = strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//")
 	case strings.Contains(dsn, "://"):
 		return nil, fmt.Errorf("--db: unknown database URL scheme in %q", f.display())
 	}
-	return sqlite.Open(ctx, dsn, sqlite.Options{Synchronous: strings.ToUpper(f.sqliteSync), Logger: log})
+	return sqlite.Open(ctx, dsn, sqlite.Options{Synchronous: strings.ToUpper(f.sqliteSync), Logger: log, EventRetention: f.eventRetention})
 }

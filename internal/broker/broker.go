@@ -137,22 +137,3 @@ func (b *Broker) release(t *tail) {
 		close(t.stop)
 	}
 }
-
-// Run purges events older than the retention window (with an hour's
-// margin, so a cursor just inside the window still finds what follows it)
-// every interval until ctx ends.
-func (b *Broker) Run(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		before := b.cfg.Now().Add(-b.cfg.Retention - time.Hour)
-		if err := b.cfg.Store.PurgeEvents(ctx, before); err != nil && ctx.Err() == nil {
-			b.log.Warn("purging old events", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
-}

@@ -26,18 +26,27 @@ import (
 
 // Options tune the engine; the zero value is the documented default.
 type Options struct {
+	// Logger receives background errors (the fan-out's, the
+	// maintenance's).
 	Logger *slog.Logger
+	// EventRetention is how long events stay in the log: the store's
+	// maintenance purges those older than this plus an hour
+	// (threads.EventsExpireBefore) at Open and every 10 minutes. Zero
+	// purges none: threads serve sets it (--event-retention), and the
+	// commands that open the database for a moment (keys, migrate) do not,
+	// so they never purge by a retention of their own.
+	EventRetention time.Duration
 }
 
 // DB is a threads.Store on PostgreSQL.
 type DB struct {
 	pool   *pgxpool.Pool
 	log    *slog.Logger
-	cancel context.CancelFunc
+	cancel context.CancelFunc // the fan-out's goroutines
 	wg     sync.WaitGroup
 	fan    fanout
 	finals finals
-	purges purges // see conversation.go
+	maint  maintenance // background work; see maintenance.go
 
 	migrated int
 }
@@ -59,8 +68,13 @@ const (
 
 // Open connects to the database at url, applies pending migrations (under
 // an advisory lock, so replicas starting together take turns), and starts
-// the sweep that finishes interrupted purges.
+// the event fan-out and the background maintenance (maintenance.go).
 func Open(ctx context.Context, url string, opt Options) (*DB, error) {
+	return open(ctx, url, opt, nil)
+}
+
+// open is Open with the tests' hooks into the maintenance.
+func open(ctx context.Context, url string, opt Options, hooks *maintenanceHooks) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -85,6 +99,7 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	db := &DB{pool: pool, log: logger, cancel: cancel}
+	db.maint.init(hooks)
 	if db.migrated, err = db.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -93,11 +108,7 @@ func Open(ctx context.Context, url string, opt Options) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
-	db.wg.Add(1)
-	go func() {
-		defer db.wg.Done()
-		db.sweep(bg)
-	}()
+	db.startMaintenance(opt.EventRetention, logger)
 	return db, nil
 }
 
@@ -133,10 +144,11 @@ func (db *DB) startEvents(ctx, bg context.Context) error {
 // Migrated returns how many migrations Open applied.
 func (db *DB) Migrated() int { return db.migrated }
 
-// Close stops background work and closes the pool.
+// Close stops the background maintenance and the event fan-out, waits
+// for both, and closes the pool.
 func (db *DB) Close() error {
+	db.maint.stop()
 	db.cancel()
-	db.purges.close()
 	db.wg.Wait()
 	db.pool.Close()
 	return nil

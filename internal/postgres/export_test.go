@@ -56,3 +56,10 @@ func (db *DB) ConversationLockKey(tenant, id string) int64 { return db.conversat
 
 // PoolSizeGiven exposes poolSizeGiven.
 var PoolSizeGiven = poolSizeGiven
+
+// OpenHooked is Open with hooks into the maintenance's periodic passes:
+// before runs before each one (and may hold it), after after it, with its
+// error.
+func OpenHooked(ctx context.Context, url string, opt Options, before func(task string), after func(task string, err error)) (*DB, error) {
+	return open(ctx, url, opt, &maintenanceHooks{beforePass: before, afterPass: after})
+}

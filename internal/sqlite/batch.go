@@ -159,6 +159,8 @@ type testHooks struct {
 	// message runs in the batch's transaction before each message; an
 	// error it returns is that message's statement error.
 	message func(tx *sql.Tx, m *threads.Message) error
+	// maintenance sees the background maintenance's passes.
+	maintenance *maintenanceHooks
 }
 
 func (b *batcher) init(h *testHooks) {

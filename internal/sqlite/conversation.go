@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"sync"
-	"time"
 
 	"github.com/threads-server/threads"
 )
@@ -104,7 +102,7 @@ func (db *DB) DeleteConversation(ctx context.Context, tenant, id string) error {
 	if err != nil {
 		return err
 	}
-	run := db.purges.start(tenant, id, db.logPurge)
+	run := db.maint.purge(tenant, id, db.logPurge)
 	select {
 	case <-run.done:
 		return run.err
@@ -146,91 +144,6 @@ func (db *DB) logPurge(ctx context.Context, tenant, id string) error {
 	return err
 }
 
-// purges runs the purges of deleted conversations in the background, at
-// most one per conversation (DeleteConversation and the sweep share it),
-// under a context of the store's own: Close cancels it and waits for them
-// before the database closes. A purge cut short leaves its tombstone, and
-// the sweep finishes it.
-type purges struct {
-	mu      sync.Mutex
-	ctx     context.Context
-	cancel  context.CancelFunc
-	closed  bool
-	running map[[2]string]*purgeRun
-	wg      sync.WaitGroup
-}
-
-// purgeRun is one purge; err is set when done is closed.
-type purgeRun struct {
-	done chan struct{}
-	err  error
-}
-
-// start runs fn for the conversation unless a purge of it is running
-// already, and returns that purge. After close, it returns a run that is
-// done, with no error: the next start's sweep will do it.
-func (p *purges) start(tenant, id string, fn func(ctx context.Context, tenant, id string) error) *purgeRun {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	key := [2]string{tenant, id}
-	if r, ok := p.running[key]; ok {
-		return r
-	}
-	r := &purgeRun{done: make(chan struct{})}
-	if p.closed {
-		close(r.done)
-		return r
-	}
-	if p.ctx == nil {
-		p.ctx, p.cancel = context.WithCancel(context.Background())
-		p.running = map[[2]string]*purgeRun{}
-	}
-	p.running[key] = r
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		err := fn(p.ctx, tenant, id)
-		if p.ctx.Err() != nil {
-			err = nil // stopped by close, not failed
-		}
-		p.mu.Lock()
-		delete(p.running, key)
-		p.mu.Unlock()
-		r.err = err
-		close(r.done)
-	}()
-	return r
-}
-
-// close stops the purges running and waits for them.
-func (p *purges) close() {
-	p.mu.Lock()
-	p.closed = true
-	if p.cancel != nil {
-		p.cancel()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
-// sweepEvery is how often purges that failed (or that an earlier process
-// left unfinished) are retried.
-const sweepEvery = time.Minute
-
-// sweep runs purgeDeleted at start and then every sweepEvery until ctx ends.
-func (db *DB) sweep(ctx context.Context) {
-	t := time.NewTicker(sweepEvery)
-	defer t.Stop()
-	for {
-		db.purgeDeleted(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
 // purgeDeleted finishes every purge recorded by a tombstone, one at a
 // time.
 func (db *DB) purgeDeleted(ctx context.Context) {
@@ -251,7 +164,7 @@ func (db *DB) purgeDeleted(ctx context.Context) {
 	rows.Close()
 	for _, d := range todo {
 		select {
-		case <-db.purges.start(d[0], d[1], db.logPurge).done:
+		case <-db.maint.purge(d[0], d[1], db.logPurge).done:
 		case <-ctx.Done():
 			return
 		}

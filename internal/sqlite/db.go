@@ -36,27 +36,35 @@ type Options struct {
 	Readers int
 	// Now is the clock (tests pin it); default time.Now.
 	Now func() time.Time
-	// Logger receives background errors (the purge of deleted conversations).
+	// Logger receives background errors (the maintenance's: purges of
+	// deleted conversations and of old events).
 	Logger *slog.Logger
+	// EventRetention is how long events stay in the log: the store's
+	// maintenance purges those older than this plus an hour
+	// (threads.EventsExpireBefore) at Open and every 10 minutes. Zero
+	// purges none: threads serve sets it (--event-retention), and the
+	// commands that open the same file for a moment (keys, migrate) do
+	// not, so they never purge by a retention of their own.
+	EventRetention time.Duration
 }
 
 // DB is a threads.Store on SQLite.
 type DB struct {
-	w, r   *sql.DB
-	now    func() int64
-	log    *slog.Logger
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	w, r  *sql.DB
+	now   func() int64 // the clock in unix microseconds
+	clock func() time.Time
+	log   *slog.Logger
+	wg    sync.WaitGroup // the writer goroutine
 
 	migrated int // migrations applied by Open
 
 	listeners listeners // OnEvents callbacks; see event.go
 
-	purges    purges     // see conversation.go
-	stmts     writeStmts // prepared on w; see stmts.go
-	reads     readStmts  // prepared on r as used; see read.go
-	batch     batcher    // group commit for CreateMessage; see batch.go
-	unbatched bool       // one transaction per CreateMessage (benchmarks only)
+	maint     maintenance // background work; see maintenance.go
+	stmts     writeStmts  // prepared on w; see stmts.go
+	reads     readStmts   // prepared on r as used; see read.go
+	batch     batcher     // group commit for CreateMessage; see batch.go
+	unbatched bool        // one transaction per CreateMessage (benchmarks only)
 	closeOnce sync.Once
 }
 
@@ -70,8 +78,9 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 }
 
 // open is Open with the knobs tests and benchmarks use: hooks into the
-// writer goroutine, and unbatched, which makes CreateMessage write one
-// transaction per message, as it did before group commit.
+// writer goroutine and the maintenance, and unbatched, which makes
+// CreateMessage write one transaction per message, as it did before group
+// commit.
 func open(ctx context.Context, path string, opt Options, hooks *testHooks, unbatched bool) (*DB, error) {
 	if path == "" || path == ":memory:" {
 		return nil, fmt.Errorf("sqlite: a file path is required")
@@ -145,9 +154,13 @@ func open(ctx context.Context, path string, opt Options, hooks *testHooks, unbat
 	if logger == nil {
 		logger = slog.Default()
 	}
-	bg, cancel := context.WithCancel(context.Background())
-	db := &DB{w: w, r: r, now: func() int64 { return now().UnixMicro() }, log: logger, cancel: cancel, unbatched: unbatched}
+	db := &DB{w: w, r: r, now: func() int64 { return now().UnixMicro() }, clock: now, log: logger, unbatched: unbatched}
 	db.batch.init(hooks)
+	var mh *maintenanceHooks
+	if hooks != nil {
+		mh = hooks.maintenance
+	}
+	db.maint.init(mh)
 
 	if err := db.checkWAL(ctx, path); err != nil {
 		db.Close()
@@ -161,15 +174,8 @@ func open(ctx context.Context, path string, opt Options, hooks *testHooks, unbat
 		db.Close()
 		return nil, fmt.Errorf("sqlite: prepare: %w", err)
 	}
-	db.wg.Add(2)
-	go func() {
-		defer db.wg.Done()
-		db.sweep(bg)
-	}()
-	go func() {
-		defer db.wg.Done()
-		db.writeLoop()
-	}()
+	db.wg.Go(db.writeLoop)
+	db.startMaintenance(opt.EventRetention, logger)
 	return db, nil
 }
 
@@ -201,12 +207,12 @@ func (db *DB) checkWAL(ctx context.Context, path string) error {
 // Migrated returns how many migrations Open applied.
 func (db *DB) Migrated() int { return db.migrated }
 
-// Close stops background work and closes both pools. A batch being
-// written is finished (its callers get its answer); messages still queued
-// are not written, and their callers get UNAVAILABLE.
+// Close stops the background maintenance and waits for it, stops the
+// writer goroutine, and closes both pools. A batch being written is
+// finished (its callers get its answer); messages still queued are not
+// written, and their callers get UNAVAILABLE.
 func (db *DB) Close() error {
-	db.cancel()
-	db.purges.close()
+	db.maint.stop()
 	db.closeOnce.Do(func() { close(db.batch.stop) })
 	db.wg.Wait()
 	return errors.Join(db.stmts.close(), db.reads.close(), db.r.Close(), db.w.Close())
