@@ -75,18 +75,18 @@ func (d *EventDataMessage) set(m *Message) {
 	*d = EventDataMessage{ID: m.ID, ConversationID: m.ConversationID, AuthorID: m.AuthorID, Text: m.Text, SentAt: m.SentAt, Seq: m.Seq}
 }
 
-func (c *EventDataConversation) conversation() *Conversation {
-	if c == nil {
+func (d *EventDataConversation) conversation() *Conversation {
+	if d == nil {
 		return nil
 	}
-	return &Conversation{ID: c.ID, GroupID: c.GroupID, Topic: c.Topic, CreatedAt: c.CreatedAt}
+	return &Conversation{ID: d.ID, GroupID: d.GroupID, Topic: d.Topic, CreatedAt: d.CreatedAt}
 }
 
-func (m *EventDataMessage) message() *Message {
-	if m == nil {
+func (d *EventDataMessage) message() *Message {
+	if d == nil {
 		return nil
 	}
-	return &Message{ID: m.ID, ConversationID: m.ConversationID, AuthorID: m.AuthorID, Text: m.Text, SentAt: m.SentAt, Seq: m.Seq}
+	return &Message{ID: d.ID, ConversationID: d.ConversationID, AuthorID: d.AuthorID, Text: d.Text, SentAt: d.SentAt, Seq: d.Seq}
 }
 
 // ParseEventData decodes a stored payload of any version up to

@@ -214,7 +214,7 @@ func (t *changeTx) lockWith(ctx context.Context, sql string, args []any) (pgx.Ba
 	b.Queue(sql, args...)
 	br := t.tx.SendBatch(ctx, &b)
 	if _, err := br.Exec(); err != nil {
-		br.Close()
+		_ = br.Close() // the locks' error is the one that explains it
 		return nil, err
 	}
 	t.locked = true
@@ -239,7 +239,8 @@ func (t *changeTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Co
 }
 
 // QueryRow runs a query of the change (after the locks, if it is the
-// first).
+// first). Scan its row before the next statement: the first one's row
+// holds the batch it came in.
 func (t *changeTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	if t.locked {
 		return t.tx.QueryRow(ctx, sql, args...)
