@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/maintain"
 )
 
 // Options tune the engine; the zero value is the documented default.
@@ -46,7 +47,7 @@ type DB struct {
 	wg     sync.WaitGroup
 	fan    fanout
 	finals finals
-	maint  maintenance // background work; see maintenance.go
+	maint  maintain.Maintenance // background work; see maintenance.go
 
 	migrated int
 }
@@ -99,7 +100,7 @@ func open(ctx context.Context, url string, opt Options, hooks *maintenanceHooks)
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	db := &DB{pool: pool, log: logger, cancel: cancel}
-	db.maint.init(hooks)
+	db.maint.Init(hooks)
 	if db.migrated, err = db.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -147,7 +148,7 @@ func (db *DB) Migrated() int { return db.migrated }
 // Close stops the background maintenance and the event fan-out, waits
 // for both, and closes the pool.
 func (db *DB) Close() error {
-	db.maint.stop()
+	db.maint.Stop()
 	db.cancel()
 	db.wg.Wait()
 	db.pool.Close()

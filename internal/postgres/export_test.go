@@ -61,5 +61,5 @@ var PoolSizeGiven = poolSizeGiven
 // before runs before each one (and may hold it), after after it, with its
 // error.
 func OpenHooked(ctx context.Context, url string, opt Options, before func(task string), after func(task string, err error)) (*DB, error) {
-	return open(ctx, url, opt, &maintenanceHooks{beforePass: before, afterPass: after})
+	return open(ctx, url, opt, &maintenanceHooks{BeforePass: before, AfterPass: after})
 }

@@ -132,11 +132,18 @@ func TestCloseWaitsForMaintenance(t *testing.T) {
 }
 
 // waitingInStop reports whether a goroutine is blocked in the
-// maintenance's stop, waiting for it.
+// maintenance's Stop, waiting for it. It reads every goroutine's stack
+// (the buffer grows until they all fit: the package's other tests may
+// have hundreds).
 func waitingInStop() bool {
 	buf := make([]byte, 1<<20)
-	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if strings.Contains(g, "(*maintenance).stop") && strings.Contains(g, "(*WaitGroup).Wait") {
+	n := runtime.Stack(buf, true)
+	for n == len(buf) {
+		buf = make([]byte, 2*len(buf))
+		n = runtime.Stack(buf, true)
+	}
+	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+		if strings.Contains(g, "(*Maintenance).Stop") && strings.Contains(g, "(*WaitGroup).Wait") {
 			return true
 		}
 	}

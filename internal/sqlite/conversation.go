@@ -102,10 +102,10 @@ func (db *DB) DeleteConversation(ctx context.Context, tenant, id string) error {
 	if err != nil {
 		return err
 	}
-	run := db.maint.purge(tenant, id, db.logPurge)
+	run := db.maint.Purge(tenant, id, db.logPurge)
 	select {
-	case <-run.done:
-		return run.err
+	case <-run.Done():
+		return run.Err()
 	case <-ctx.Done():
 		return nil // committed; the purge goes on
 	}
@@ -164,7 +164,7 @@ func (db *DB) purgeDeleted(ctx context.Context) {
 	rows.Close()
 	for _, d := range todo {
 		select {
-		case <-db.maint.purge(d[0], d[1], db.logPurge).done:
+		case <-db.maint.Purge(d[0], d[1], db.logPurge).Done():
 		case <-ctx.Done():
 			return
 		}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/threads-server/threads"
+	"github.com/threads-server/threads/internal/maintain"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -60,11 +61,11 @@ type DB struct {
 
 	listeners listeners // OnEvents callbacks; see event.go
 
-	maint     maintenance // background work; see maintenance.go
-	stmts     writeStmts  // prepared on w; see stmts.go
-	reads     readStmts   // prepared on r as used; see read.go
-	batch     batcher     // group commit for CreateMessage; see batch.go
-	unbatched bool        // one transaction per CreateMessage (benchmarks only)
+	maint     maintain.Maintenance // background work; see maintenance.go
+	stmts     writeStmts           // prepared on w; see stmts.go
+	reads     readStmts            // prepared on r as used; see read.go
+	batch     batcher              // group commit for CreateMessage; see batch.go
+	unbatched bool                 // one transaction per CreateMessage (benchmarks only)
 	closeOnce sync.Once
 }
 
@@ -160,7 +161,7 @@ func open(ctx context.Context, path string, opt Options, hooks *testHooks, unbat
 	if hooks != nil {
 		mh = hooks.maintenance
 	}
-	db.maint.init(mh)
+	db.maint.Init(mh)
 
 	if err := db.checkWAL(ctx, path); err != nil {
 		db.Close()
@@ -212,7 +213,7 @@ func (db *DB) Migrated() int { return db.migrated }
 // finished (its callers get its answer); messages still queued are not
 // written, and their callers get UNAVAILABLE.
 func (db *DB) Close() error {
-	db.maint.stop()
+	db.maint.Stop()
 	db.closeOnce.Do(func() { close(db.batch.stop) })
 	db.wg.Wait()
 	return errors.Join(db.stmts.close(), db.reads.close(), db.r.Close(), db.w.Close())
