@@ -303,21 +303,25 @@ func NewMessageEvent(groupID string, m *Message) *Event {
 func (e *Event) MarshalData() ([]byte, error) {
 	// One allocation for the payload and its object, as when the payload
 	// pointed at the domain object: this runs for every event written.
-	var buf struct {
-		d EventData
-		c EventDataConversation
-		m EventDataMessage
-	}
-	buf.d.Version = EventDataVersion
-	if e.Conversation != nil {
-		buf.c.set(e.Conversation)
-		buf.d.Conversation = &buf.c
-	}
-	if e.Message != nil {
+	switch {
+	case e.Conversation == nil && e.Message != nil:
+		buf := &struct {
+			d EventData
+			m EventDataMessage
+		}{d: EventData{Version: EventDataVersion}}
 		buf.m.set(e.Message)
 		buf.d.Message = &buf.m
+		return json.Marshal(&buf.d)
+	case e.Conversation != nil && e.Message == nil:
+		buf := &struct {
+			d EventData
+			c EventDataConversation
+		}{d: EventData{Version: EventDataVersion}}
+		buf.c.set(e.Conversation)
+		buf.d.Conversation = &buf.c
+		return json.Marshal(&buf.d)
 	}
-	return json.Marshal(&buf.d)
+	return json.Marshal(NewEventData(e))
 }
 
 // UnmarshalData decodes a stored object, of any version ParseEventData

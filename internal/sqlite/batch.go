@@ -106,7 +106,10 @@ type msgReq struct {
 	created bool
 	done    chan struct{}
 
-	event [1]*threads.Event // what apply returns, without a slice of its own
+	// event is the message.created event, and events what apply returns:
+	// kept here so that they take no allocation of their own.
+	event  threads.Event
+	events [1]*threads.Event
 }
 
 // msgReq is a change of a batch (change.go): createMessage's.
@@ -120,16 +123,16 @@ func (r *msgReq) apply(ctx context.Context, tx *changeTx) ([]*threads.Event, err
 			return nil, err
 		}
 	}
-	out, ev, err := tx.db.createMessage(ctx, tx, r.tenant, &r.m)
+	out, created, err := tx.db.createMessage(ctx, tx, r.tenant, &r.m, &r.event)
 	if err != nil {
 		return nil, err
 	}
 	r.out = out
-	if ev == nil {
+	if !created {
 		return nil, nil // a retry: the stored message, no event
 	}
-	r.event[0] = ev
-	return r.event[:], nil
+	r.events[0] = &r.event
+	return r.events[:], nil
 }
 
 func (r *msgReq) settle(err error, wrote bool) {

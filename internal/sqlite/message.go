@@ -35,8 +35,7 @@ const (
 // it and that it may roll back to (tx.undo). SQLite serializes the
 // writer's transactions: the counter, the insert and the id check cannot
 // interleave with another writer's. It returns the message to answer
-// with, and the message.created event when it stored a new message (nil
-// for a retry).
+// with: the new one, or the stored one for a retry.
 //
 // It is optimistic: a new id is the common case, so it advances the
 // counter and inserts at once, and the unique index messages_by_id finds
@@ -45,30 +44,34 @@ const (
 // writer goroutine. A taken id, or a conversation that is not there,
 // undoes the change so far (the counter), and answers from
 // existingMessage.
-func (db *DB) createMessage(ctx context.Context, tx *changeTx, tenant string, m *threads.Message) (*threads.Message, *threads.Event, error) {
+//
+// created reports a new message, whose event it has put in *ev (the
+// caller's, so that it costs no allocation).
+func (db *DB) createMessage(ctx context.Context, tx *changeTx, tenant string, m *threads.Message, ev *threads.Event) (_ *threads.Message, created bool, err error) {
 	out := *m
 	var sentAt int64
 	var groupID string
-	err := tx.queryRow(ctx, stAdvanceCounter, db.now(), tenant, m.ConversationID).Scan(&out.Seq, &sentAt, &groupID)
+	err = tx.queryRow(ctx, stAdvanceCounter, db.now(), tenant, m.ConversationID).Scan(&out.Seq, &sentAt, &groupID)
 	if errors.Is(err, sql.ErrNoRows) {
 		stored, err := db.existingMessage(ctx, tx, tenant, m)
-		return stored, nil, err
+		return stored, false, err
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, false, err
 	}
 	if _, err := tx.exec(ctx, stInsertMessage, tenant, m.ConversationID, sentAt, out.Seq, m.ID, m.AuthorID, m.Text); err != nil {
 		if !idTaken(err) {
-			return nil, nil, err
+			return nil, false, err
 		}
 		if err := tx.undo(ctx); err != nil {
-			return nil, nil, err
+			return nil, false, err
 		}
 		stored, err := db.existingMessage(ctx, tx, tenant, m)
-		return stored, nil, err
+		return stored, false, err
 	}
 	out.SentAt = threads.FromMicros(sentAt)
-	return &out, threads.NewMessageEvent(groupID, &out), nil
+	*ev = *threads.NewMessageEvent(groupID, &out)
+	return &out, true, nil
 }
 
 // existingMessage answers a CreateMessage that stored nothing, by the
