@@ -95,6 +95,8 @@ func testPurgeEvents(t *testing.T, s threads.Store) {
 	old := createConversation(t, s, tenantA, "group-1", "old")
 	createMessages(t, s, tenantA, old.ID, 1100)
 	createConversation(t, s, tenantB, "group-1", "old")
+	// Time passing is the point: the old events must be older than the
+	// cutoff taken below, and the new ones newer.
 	time.Sleep(20 * time.Millisecond)
 	c := createConversation(t, s, tenantA, "group-1", "new")
 	createMessages(t, s, tenantA, c.ID, 2)
@@ -154,6 +156,8 @@ func testEventsConcurrentTail(t *testing.T, s threads.Store) {
 	for i, f := range filters {
 		readers.Go(func() {
 			after := start
+			idle := time.NewTicker(time.Millisecond) // paces reads of a log not yet written
+			defer idle.Stop()
 			for {
 				select {
 				case <-written:
@@ -173,7 +177,7 @@ func testEventsConcurrentTail(t *testing.T, s threads.Store) {
 					return
 				}
 				if len(evs) == 0 {
-					time.Sleep(time.Millisecond)
+					<-idle.C
 					continue
 				}
 				seen[i], after = append(seen[i], evs...), evs[len(evs)-1].Cursor
