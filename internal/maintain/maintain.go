@@ -8,8 +8,11 @@ package maintain
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/threads-server/threads"
 )
 
 // Hooks let tests see the periodic passes: BeforePass runs before each
@@ -111,4 +114,47 @@ func (m *Maintenance) Stop() {
 	m.mu.Unlock()
 	m.cancel()
 	m.wg.Wait()
+}
+
+// How often the periodic passes run.
+const (
+	// SweepEvery is how often the purges that tombstones still record (a
+	// process or replica stopped half way, a purge that failed) are
+	// retried.
+	SweepEvery = time.Minute
+	// EventPurgeEvery is how often old events are purged.
+	EventPurgeEvery = 10 * time.Minute
+)
+
+// Tasks are a store's periodic passes.
+type Tasks struct {
+	// Sweep finishes the purges that tombstones still record; every
+	// process (every replica) sweeps, so whichever runs next finishes them.
+	Sweep func(ctx context.Context)
+	// PurgeEvents deletes the events before a time. It runs when
+	// Retention is set, for the events older than the window plus an hour
+	// (threads.EventsExpireBefore); a purge batch is a short transaction of
+	// its own, so replicas purging at once cost each other little.
+	PurgeEvents func(ctx context.Context, before time.Time) error
+	Retention   time.Duration
+	Now         func() time.Time
+	Log         *slog.Logger
+}
+
+// Start starts the periodic passes: each at once, then at its interval.
+func (m *Maintenance) Start(t Tasks) {
+	m.Every("sweep", SweepEvery, func(ctx context.Context) error {
+		t.Sweep(ctx)
+		return nil
+	})
+	if t.Retention <= 0 {
+		return
+	}
+	m.Every("events", EventPurgeEvery, func(ctx context.Context) error {
+		err := t.PurgeEvents(ctx, threads.EventsExpireBefore(t.Now(), t.Retention))
+		if err != nil && ctx.Err() == nil {
+			t.Log.Warn("purging old events", "err", err)
+		}
+		return err
+	})
 }
