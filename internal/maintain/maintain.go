@@ -73,9 +73,19 @@ type Run struct {
 // Done is closed when the purge has returned.
 func (r *Run) Done() <-chan struct{} { return r.done }
 
-// Err is the purge's error, once Done is closed (nil when Stop ended it:
-// the store's next sweep finishes it).
-func (r *Run) Err() error { return r.err }
+// Wait waits for the purge while ctx lasts: its error when it ends first
+// (nil when Stop ended it: the store's next sweep finishes it),
+// nil when ctx ends first (the purge goes on, and a later sweep finishes
+// it if this process stops). DeleteConversation answers within its
+// request's deadline this way, whatever the conversation's size.
+func (r *Run) Wait(ctx context.Context) error {
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return nil
+	}
+}
 
 // Purge runs fn for the conversation unless a purge of it is running
 // already, and returns that purge. After Stop, it returns a run that is

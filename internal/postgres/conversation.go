@@ -107,13 +107,7 @@ func (db *DB) DeleteConversation(ctx context.Context, tenant, id string) error {
 	if err != nil {
 		return err
 	}
-	run := db.maint.Purge(tenant, id, db.logPurge)
-	select {
-	case <-run.Done():
-		return run.Err()
-	case <-ctx.Done():
-		return nil // committed; the purge goes on
-	}
+	return db.maint.Purge(tenant, id, db.logPurge).Wait(ctx)
 }
 
 // The purge's statements, whose plans plan_test.go checks on a fresh and
