@@ -20,18 +20,17 @@ import (
 	"github.com/threads-server/threads/internal/server"
 )
 
-// rpcProtocols are the ways a client may call Subscribe: Connect over
-// HTTP/1.1 and over cleartext HTTP/2, gRPC (HTTP/2) and gRPC-Web.
-func rpcProtocols() []struct {
+// rpcProtocol is one way a client may call Subscribe.
+type rpcProtocol struct {
 	name string
 	hc   *http.Client
 	opts []connect.ClientOption
-} {
-	return []struct {
-		name string
-		hc   *http.Client
-		opts []connect.ClientOption
-	}{
+}
+
+// rpcProtocols: Connect over HTTP/1.1 and over cleartext HTTP/2, gRPC
+// (HTTP/2) and gRPC-Web.
+func rpcProtocols() []rpcProtocol {
+	return []rpcProtocol{
 		{"connect", http.DefaultClient, nil},
 		{"connect-h2c", h2cClient(), nil},
 		{"grpc", h2cClient(), []connect.ClientOption{connect.WithGRPC()}},
